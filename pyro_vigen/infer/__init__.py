@@ -1,0 +1,20 @@
+"""Objectives, training loops and checkpoints."""
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .loop import BatchSampler, TrainingDiverged, fit, resolve_device
+from .run import RunDir, read_history
+from .vae_training import VAETrainConfig, make_elbo, train_vae
+
+__all__ = [
+    "BatchSampler",
+    "CheckpointError",
+    "RunDir",
+    "TrainingDiverged",
+    "VAETrainConfig",
+    "fit",
+    "load_checkpoint",
+    "make_elbo",
+    "read_history",
+    "resolve_device",
+    "train_vae",
+]

@@ -1,0 +1,104 @@
+"""Checkpoints: written atomically, read back as data (never as code)."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = "pyro_vigen-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, truncated, or not one of this library's."""
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+
+    A run killed at any moment leaves either the previous complete file or the new one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_checkpoint(path: str | os.PathLike, *, kind: str, step: int, **state: Any) -> None:
+    atomic_save(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "step": step, **state},
+        path,
+    )
+
+
+def load_checkpoint(
+    path: str | os.PathLike, *, kind: str | None = None, map_location: Any = "cpu"
+) -> dict:
+    """Read a checkpoint with ``weights_only=True`` and check that it is one of ours.
+
+    :raises CheckpointError: missing, unreadable, foreign or of another model kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, pickle with code, garbage: all unreadable here
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or foreign?): {type(e).__name__}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a pyro_vigen checkpoint")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {state.get('format_version')}, expected {FORMAT_VERSION}"
+        )
+    if kind is not None and state.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {state.get('kind')!r} model, expected {kind!r}")
+    return state
+
+
+def rng_state() -> dict:
+    """Every random-number state a training step consumes, as weights-only-loadable data."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(_tuplify(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuplify(x: Any) -> Any:
+    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x

@@ -1,0 +1,144 @@
+"""The training loop shared by every model: minibatches, history, checkpoints, resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from pyro.optim import PyroOptim
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..models.naming import add_prefix, strip_prefix
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .run import HISTORY, History, RunDir
+
+
+class TrainingDiverged(ValueError):
+    """A loss became NaN or infinite; the last complete checkpoint is left in place."""
+
+
+class BatchSampler:
+    """Minibatch indices, reshuffled every epoch, with a state a checkpoint can hold.
+
+    The last incomplete batch of an epoch is dropped, so every batch has the same size.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n = n
+        self.batch_size = min(batch_size, n)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._epoch_state: torch.Tensor | None = None
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self._pos + self.batch_size > self._perm.numel():
+            self._epoch_state = self.generator.get_state()
+            self._perm = torch.randperm(self.n, generator=self.generator)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return idx
+
+    def state_dict(self) -> dict:
+        return {"epoch_state": self._epoch_state, "pos": self._pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["epoch_state"] is not None:
+            self.generator.set_state(state["epoch_state"])
+            self._epoch_state = state["epoch_state"]
+            self._perm = torch.randperm(self.n, generator=self.generator)
+        self._pos = state["pos"]
+
+
+def fit(
+    run: RunDir,
+    *,
+    kind: str,
+    module: nn.Module,
+    optims: dict[str, PyroOptim],
+    sampler: BatchSampler,
+    step_fn: Callable[[int], dict[str, float]],
+    columns: list[str],
+    steps: int,
+    checkpoint_every: int,
+    resume: bool,
+    progress: bool = True,
+) -> None:
+    """Run ``step_fn`` for steps ``1..steps``, checkpointing every ``checkpoint_every``.
+
+    ``module.name`` is the Pyro name its parameters are registered under; optimiser
+    state is stored without it, so a checkpoint loads into a fresh model of any name.
+    A resumed run restores parameters, optimiser moments, the sampler and every RNG, and
+    so ends exactly where an uninterrupted run would.
+
+    :param step_fn: performs one training step and returns its scalar metrics, keyed by
+        ``columns``.
+    :raises TrainingDiverged: a metric became NaN or infinite.
+    """
+    start, wall0, last_ckpt = 0, 0.0, None
+    if resume:
+        state = load_checkpoint(run.checkpoint, kind=kind, map_location=_device_of(module))
+        module.load_state_dict(state["model"])
+        for key, optim in optims.items():
+            optim.set_state(add_prefix(state["optim"][key], module.name))
+        sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        start, wall0, last_ckpt = state["step"], state["wall_time"], state["step"]
+    history = History(run.file(HISTORY), columns)
+    history.start(start)
+    t0 = time.perf_counter()
+    bar = tqdm(
+        total=steps, initial=start, desc=f"train {kind}", disable=not progress, dynamic_ncols=True
+    )
+    with bar:
+        for step in range(start + 1, steps + 1):
+            metrics = step_fn(step)
+            bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+            if bad:
+                kept = (
+                    f"the last good checkpoint (step {last_ckpt}) is kept in {run.checkpoint}"
+                    if last_ckpt
+                    else "no checkpoint had been written yet"
+                )
+                raise TrainingDiverged(f"{bad[0]} became {metrics[bad[0]]} at step {step}; {kept}")
+            wall = wall0 + time.perf_counter() - t0
+            history.append([step, *(metrics[c] for c in columns), round(wall, 4)])
+            if step % checkpoint_every == 0 or step == steps:
+                history.flush()
+                save_checkpoint(
+                    run.checkpoint,
+                    kind=kind,
+                    step=step,
+                    wall_time=wall,
+                    model=module.state_dict(),
+                    optim={k: strip_prefix(o.get_state(), module.name) for k, o in optims.items()},
+                    sampler=sampler.state_dict(),
+                    rng=rng_state(),
+                )
+                last_ckpt = step
+            if step % 50 == 0 or step == steps:
+                bar.set_postfix({c: f"{metrics[c]:.4g}" for c in columns[:2]}, refresh=False)
+            bar.update()
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` picks CUDA where it exists; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "--device cuda was asked for, but no CUDA device is available; use --device cpu"
+        )
+    return device

@@ -1,0 +1,169 @@
+"""Training a :class:`~pyro_vigen.models.VAE` with stock SVI into a run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+
+import pyro
+import torch
+from pyro.infer import SVI, JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
+
+from .. import __version__
+from ..config import Config, require_positive
+from ..data import DataConfig, Dataset, load_dataset
+from ..models import VAE, VAEConfig
+from .loop import BatchSampler, fit, resolve_device
+from .run import RunDir
+
+ELBOS = ("trace", "meanfield", "jit", "iwae")
+
+
+@dataclasses.dataclass
+class VAETrainConfig(Config):
+    """Optimisation settings of a VAE run.
+
+    :param str elbo: ``trace`` (:class:`~pyro.infer.Trace_ELBO`), ``meanfield``
+        (:class:`~pyro.infer.TraceMeanField_ELBO`, analytic KL), ``jit``
+        (:class:`~pyro.infer.JitTrace_ELBO`) or ``iwae`` (:class:`~pyro.infer.RenyiELBO`
+        with alpha = 0, the importance-weighted bound, over ``num_particles``).
+    """
+
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    elbo: str = "trace"
+    num_particles: int = 1
+    seed: int = 0
+    checkpoint_every: int = 500
+    num_saved_samples: int = 2000
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in (
+            "steps",
+            "batch_size",
+            "num_particles",
+            "checkpoint_every",
+            "num_saved_samples",
+        ):
+            require_positive(name, getattr(self, name), integer=True)
+        require_positive("lr", self.lr)
+        if self.elbo not in ELBOS:
+            raise ValueError(f"unknown elbo {self.elbo!r}; use one of {', '.join(ELBOS)}")
+        if self.elbo == "iwae" and self.num_particles < 2:
+            raise ValueError("elbo 'iwae' needs num_particles >= 2 (with 1 it is the plain ELBO)")
+
+
+def make_elbo(name: str, num_particles: int = 1) -> pyro.infer.ELBO:
+    """The stock Pyro ELBO called ``name`` (see :class:`VAETrainConfig`)."""
+    if name == "iwae":
+        return RenyiELBO(
+            alpha=0.0, num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1
+        )
+    cls = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO, "jit": JitTrace_ELBO}[name]
+    return cls(
+        num_particles=num_particles, vectorize_particles=num_particles > 1, max_plate_nesting=1
+    )
+
+
+def resolve_vae_config(model: VAEConfig | None, dataset: Dataset) -> VAEConfig:
+    """Fill the settings left ``None`` from the data and check the data shape."""
+    model = model or VAEConfig()
+    if model.data_shape is None:
+        model = VAEConfig.from_dict({**model.to_dict(), "data_shape": dataset.shape})
+    if tuple(model.data_shape) != dataset.shape:
+        raise ValueError(
+            f"data points of {dataset.name!r} have shape {dataset.shape}, but the model expects {tuple(model.data_shape)}"
+        )
+    return model
+
+
+def model_data(dataset: Dataset, likelihood: str) -> torch.Tensor:
+    """The data as the likelihood sees it: binarised at 0.5 for a Bernoulli likelihood."""
+    if likelihood == "bernoulli":
+        return (dataset.x > 0.5).to(torch.get_default_dtype())
+    return dataset.x
+
+
+def run_config(kind: str, data: DataConfig, model: Config, train: Config) -> dict:
+    """``config.json``: every setting, the seed and the library versions."""
+    return {
+        "kind": kind,
+        "data": data.to_dict(),
+        "model": model.to_dict(),
+        "train": train.to_dict(),
+        "versions": {
+            "pyro_vigen": __version__,
+            "pyro": pyro.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def train_vae(
+    out: str | os.PathLike,
+    data: DataConfig,
+    train: VAETrainConfig,
+    model: VAEConfig | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    download: bool = False,
+) -> VAE:
+    """Train a VAE with stock :class:`~pyro.infer.SVI` and write its run directory.
+
+    Each step feeds one minibatch with ``num_data`` set to the data size, so the plate
+    scales the likelihood to the full data (the ``iwae`` objective is the exception: the
+    importance-weighted bound is not linear in the log-weights, so there the minibatch
+    bound is optimised unscaled, which moves Adam identically up to its epsilon).
+
+    :param out: the run directory.
+    :param model: the architecture; ``None`` (or settings left ``None``) take the
+        defaults for the data.
+    :param resume: continue from ``out/checkpoint.pt``; the result equals an
+        uninterrupted run with the same seed.
+    :param overwrite: replace a run already in ``out``.
+    :returns: the trained model.
+    """
+    device = resolve_device(train.device)
+    dataset = load_dataset(data, download=download)
+    model = resolve_vae_config(model, dataset)
+    run = RunDir(out)
+    resuming = run.prepare(
+        run_config("vae", data, model, train), resume=resume, overwrite=overwrite
+    )
+
+    pyro.set_rng_seed(train.seed)
+    vae = VAE(model).to(device)
+    x = model_data(dataset, model.likelihood).to(device)
+    n = x.shape[0]
+    num_data = None if train.elbo == "iwae" else n
+    optim = pyro.optim.Adam({"lr": train.lr})
+    svi = SVI(vae.model, vae.guide, optim, make_elbo(train.elbo, train.num_particles))
+    sampler = BatchSampler(n, train.batch_size, train.seed)
+
+    def step(_: int) -> dict[str, float]:
+        batch = x[sampler.next().to(device)]
+        loss = svi.step(batch, num_data=num_data)
+        return {"loss": loss / (n if num_data else batch.shape[0])}
+
+    fit(
+        run,
+        kind="vae",
+        module=vae,
+        optims={"svi": optim},
+        sampler=sampler,
+        step_fn=step,
+        columns=["loss"],
+        steps=train.steps,
+        checkpoint_every=train.checkpoint_every,
+        resume=resuming,
+        progress=progress,
+    )
+    gen = torch.Generator(device=device).manual_seed(train.seed)
+    run.save_samples(vae.sample(train.num_saved_samples, generator=gen), train.seed)
+    return vae

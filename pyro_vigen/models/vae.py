@@ -1,0 +1,209 @@
+"""The variational autoencoder as a Pyro model/guide pair."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..config import Config, require_positive
+from ..nets import decoder_net, encoder_net
+from .naming import unique_name
+
+LIKELIHOODS = ("normal", "bernoulli")
+
+
+@dataclasses.dataclass
+class VAEConfig(Config):
+    """Architecture of a :class:`VAE`.
+
+    :param tuple data_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``; training
+        fills it from the data when it is ``None``.
+    :param int latent_dim: dimension of z.
+    :param tuple hidden: hidden widths of the MLP encoder and decoder; ``()`` makes both
+        linear (the linear-Gaussian VAE, which can represent probabilistic PCA exactly).
+        Images use the small conv nets of :mod:`pyro_vigen.nets` instead.
+    :param str likelihood: ``"normal"`` for continuous data, ``"bernoulli"`` for binary
+        images; ``None`` picks ``"bernoulli"`` for images and ``"normal"`` for points.
+    :param float scale: fixed standard deviation of the Normal likelihood; ``None`` learns
+        one per data dimension.
+    :param str activation: hidden activation of the MLPs.
+    """
+
+    data_shape: tuple[int, ...] | None = None
+    latent_dim: int = 2
+    hidden: tuple[int, ...] = (128, 128)
+    likelihood: str | None = None
+    scale: float | None = None
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        if self.data_shape is not None:
+            self.data_shape = tuple(self.data_shape)
+            if self.likelihood is None:
+                self.likelihood = "bernoulli" if len(self.data_shape) == 3 else "normal"
+        self.hidden = tuple(self.hidden)
+        require_positive("latent_dim", self.latent_dim, integer=True)
+        if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}"
+            )
+        if self.scale is not None:
+            require_positive("scale", self.scale)
+
+
+class VAE(nn.Module):
+    r"""Variational autoencoder: a Pyro ``model``/``guide`` pair over observed x and latent z.
+
+    The generative model is :math:`p(z) = \mathcal{N}(0, I)`,
+    :math:`p_\theta(x|z) = \mathcal{N}(\mu_\theta(z), \mathrm{diag}(s^2))` or
+    :math:`\mathrm{Bernoulli}(\mathrm{logits}_\theta(z))`; the guide is the amortised
+    :math:`q_\phi(z|x) = \mathcal{N}(m_\phi(x), \mathrm{diag}(\sigma_\phi(x)^2))` with
+    :math:`\sigma_\phi = \mathrm{softplus}(\cdot) + 10^{-5}` of the encoder's second half.
+    Averaged over the data, the ELBO is :math:`-KL(q_\phi(x,z)\,\|\,p_\theta(x,z)) - H[p_{data}]`:
+    the model stands in the second slot of the KL (mode covering).
+
+    Both methods take ``(x, num_data=None)``: ``x`` a minibatch, ``num_data`` the size of
+    the full data set, which scales the likelihood through ``pyro.plate`` so that the ELBO
+    of a minibatch is an unbiased estimate of the full-data ELBO. They work with stock
+    :class:`pyro.infer.SVI` and any stock ELBO::
+
+        vae = VAE(VAEConfig(data_shape=(2,)))
+        svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), TraceMeanField_ELBO())
+        svi.step(x_batch, num_data=len(x))
+
+    :param VAEConfig config: the architecture.
+    :param str name: the Pyro name its parameters are registered under; unique by default,
+        so two models in one process never share parameters.
+
+    References:
+    [1] Kingma and Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+    [2] Su, "Variational Inference: A Unified Framework of Generative Models and Some
+    Revelations", arXiv:1807.05936.
+    """
+
+    def __init__(self, config: VAEConfig, *, name: str | None = None) -> None:
+        super().__init__()
+        if config.data_shape is None:
+            raise ValueError(
+                "VAEConfig.data_shape must be set to build a VAE, e.g. VAEConfig(data_shape=(2,))"
+            )
+        self.config = config
+        self.name = name or unique_name("vae")
+        shape = config.data_shape
+        self.encoder = encoder_net(shape, 2 * config.latent_dim, config.hidden, config.activation)
+        self.decoder = decoder_net(config.latent_dim, shape, config.hidden, config.activation)
+        if config.likelihood == "normal" and config.scale is None:
+            self.log_scale = nn.Parameter(torch.full(shape, math.log(0.1)))
+
+    @property
+    def event_dim(self) -> int:
+        return len(self.config.data_shape)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Location and scale of :math:`q_\\phi(z|x)`."""
+        loc, raw = self.encoder(x).chunk(2, dim=-1)
+        return loc, F.softplus(raw) + 1e-5
+
+    def likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
+        """:math:`p_\\theta(x|z)` for a batch of codes, with the data dimensions as event."""
+        out = self.decoder(z)
+        if self.config.likelihood == "bernoulli":
+            return dist.Bernoulli(logits=out).to_event(self.event_dim)
+        scale = (
+            self.log_scale.exp()
+            if self.config.scale is None
+            else torch.full_like(out, self.config.scale)
+        )
+        return dist.Normal(out, scale.expand_as(out)).to_event(self.event_dim)
+
+    def prior(self, batch_shape: torch.Size, like: torch.Tensor) -> dist.TorchDistribution:
+        zeros = like.new_zeros((*batch_shape, self.config.latent_dim))
+        return dist.Normal(zeros, torch.ones_like(zeros)).to_event(1)
+
+    def _plate(self, x: torch.Tensor, num_data: int | None) -> pyro.plate:
+        n = x.shape[0]
+        # The subsample indices are never used to index anything: they only tell the
+        # plate the minibatch size, so that it scales log-likelihoods by num_data / n.
+        return pyro.plate("data", size=num_data or n, subsample=torch.arange(n, device=x.device))
+
+    def model(self, x: torch.Tensor, num_data: int | None = None) -> None:
+        """:math:`p(z)\\,p_\\theta(x|z)` with ``x`` observed."""
+        pyro.module(self.name, self)
+        with self._plate(x, num_data):
+            z = pyro.sample("z", self.prior(x.shape[:1], x))
+            pyro.sample("x", self.likelihood(z), obs=x)
+
+    def guide(self, x: torch.Tensor, num_data: int | None = None) -> None:
+        """:math:`q_\\phi(z|x)`, the amortised Normal encoder."""
+        pyro.module(self.name, self)
+        with self._plate(x, num_data):
+            loc, scale = self.encode(x)
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, noise: bool = True
+    ) -> torch.Tensor:
+        """Draw ``n`` points from the model :math:`p_\\theta(x)`.
+
+        :param bool noise: include the observation noise (a true draw of x); ``False``
+            returns the likelihood's mean (sharper images, not a sample of p(x)).
+        """
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        px = self.likelihood(z).base_dist
+        if not noise:
+            return px.mean
+        if self.config.likelihood == "bernoulli":
+            return torch.bernoulli(px.probs, generator=generator)
+        return px.loc + px.scale * torch.randn(px.loc.shape, generator=generator, device=device)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """The likelihood's mean at the encoder's mean code of each ``x``."""
+        loc, _ = self.encode(x)
+        return self.likelihood(loc).base_dist.mean
+
+    @torch.no_grad()
+    def log_weights(
+        self, x: torch.Tensor, num_particles: int, *, chunk: int = 2**18
+    ) -> torch.Tensor:
+        """Importance log-weights :math:`\\log p(x, z_k) - \\log q(z_k|x)`, shape ``(K, N)``.
+
+        :param int chunk: at most this many (particle, data point) pairs are decoded at once.
+        """
+        require_positive("num_particles", num_particles, integer=True)
+        loc, scale = self.encode(x)
+        q = dist.Normal(loc, scale).to_event(1)
+        n = x.shape[0]
+        per_chunk = max(1, chunk // max(n, 1))
+        out = []
+        for start in range(0, num_particles, per_chunk):
+            k = min(per_chunk, num_particles - start)
+            z = q.sample((k,))  # (k, N, L)
+            log_px = self.likelihood(z.reshape(k * n, -1)).log_prob(
+                x.repeat(k, *([1] * (x.dim() - 1)))
+            )
+            out.append(
+                log_px.reshape(k, n) + self.prior(z.shape[:2], z).log_prob(z) - q.log_prob(z)
+            )
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def log_prob(self, x: torch.Tensor, num_particles: int = 1000) -> torch.Tensor:
+        """Importance-weighted estimate of :math:`\\log p_\\theta(x)` for each row of ``x``.
+
+        :math:`\\log \\frac{1}{K}\\sum_k p_\\theta(x, z_k)/q_\\phi(z_k|x)` with
+        :math:`z_k \\sim q_\\phi(z|x)`: a lower bound in expectation (the IWAE bound) that
+        tightens as ``num_particles`` grows.
+
+        :returns: tensor of shape ``(N,)``.
+        """
+        lw = self.log_weights(x, num_particles)
+        return torch.logsumexp(lw, 0) - math.log(num_particles)

@@ -1,0 +1,39 @@
+"""Multilayer perceptron."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}; use one of {', '.join(ACTIVATIONS)}"
+        ) from None
+
+
+class MLP(nn.Sequential):
+    """Fully connected net ``in_dim -> hidden... -> out_dim`` with no output activation.
+
+    With ``hidden=()`` it is a single linear map (the linear-Gaussian VAE uses that).
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, act: str = "relu") -> None:
+        layers: list[nn.Module] = []
+        sizes = [in_dim, *hidden]
+        for a, b in itertools.pairwise(sizes):
+            layers += [nn.Linear(a, b), activation(act)]
+        layers.append(nn.Linear(sizes[-1], out_dim))
+        super().__init__(*layers)
