@@ -1,6 +1,7 @@
 """Objectives, training loops and checkpoints."""
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .loading import MODEL_KINDS, load_run
 from .loop import BatchSampler, TrainingDiverged, fit, resolve_device
 from .run import RunDir, read_history
 from .vae_training import VAETrainConfig, make_elbo, train_vae
@@ -8,11 +9,13 @@ from .vae_training import VAETrainConfig, make_elbo, train_vae
 __all__ = [
     "BatchSampler",
     "CheckpointError",
+    "MODEL_KINDS",
     "RunDir",
     "TrainingDiverged",
     "VAETrainConfig",
     "fit",
     "load_checkpoint",
+    "load_run",
     "make_elbo",
     "read_history",
     "resolve_device",
