@@ -39,6 +39,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-seed", type=int, default=1234, help="seed of the toy-mixture draw")
     g.add_argument("--data-root", default=None, help="folder holding MNIST's files")
     g.add_argument("--download", action="store_true", help="let mnist download its files")
+    g.add_argument(
+        "--holdout",
+        type=float,
+        default=0.1,
+        help="fraction of points held out of training (default 0.1)",
+    )
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int) -> None:
@@ -64,7 +70,11 @@ def _data_config(args: argparse.Namespace):
     from .data import DataConfig
 
     return DataConfig(
-        name=args.data, num_points=args.num_points, seed=args.data_seed, data_root=args.data_root
+        name=args.data,
+        num_points=args.num_points,
+        seed=args.data_seed,
+        data_root=args.data_root,
+        holdout=args.holdout,
     )
 
 

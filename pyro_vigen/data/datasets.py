@@ -24,15 +24,20 @@ class DataConfig(Config):
     :param int seed: seed of the toy-mixture draw, fixed apart from the training seed so
         that runs with different training seeds see the same data.
     :param str data_root: folder holding MNIST's files (``mnist`` only).
+    :param float holdout: fraction of the points held out of training for evaluation,
+        chosen at random with ``seed``; ``load_dataset(..., split="holdout")`` returns them.
     """
 
     name: str = "ring8"
     num_points: int = 10_000
     seed: int = 1234
     data_root: str | None = None
+    holdout: float = 0.1
 
     def __post_init__(self) -> None:
         require_positive("num_points", self.num_points, integer=True)
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be a fraction in [0, 1), got {self.holdout}")
 
 
 @dataclasses.dataclass
@@ -139,24 +144,47 @@ def list_datasets() -> list[DatasetInfo]:
     return list(DATASETS.values())
 
 
-def load_dataset(config: DataConfig | str, *, download: bool = False) -> Dataset:
+SPLITS = ("train", "holdout", "all")
+
+
+def load_dataset(
+    config: DataConfig | str, *, split: str = "train", download: bool = False
+) -> Dataset:
     """Load a registered dataset or the user's own ``N x D`` array file.
 
     :param config: a :class:`DataConfig`, or just a name or path.
+    :param str split: ``"train"`` (all but the held-out points), ``"holdout"`` or ``"all"``.
     :param bool download: let ``mnist`` fetch its files if they are absent.
     :raises ValueError: unknown name, unreadable or invalid file.
     """
     if isinstance(config, str):
         config = DataConfig(name=config)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if config.name in DATASETS:
-        return DATASETS[config.name].loader(config, download)
-    path = Path(config.name)
-    if path.suffix.lower() in _READERS:
-        return _load_array_file(path)
-    raise ValueError(
-        f"unknown dataset {config.name!r}: use one of {', '.join(DATASETS)}, "
-        "or a path to a .npy, .csv or .pt file"
-    )
+        dataset = DATASETS[config.name].loader(config, download)
+    elif Path(config.name).suffix.lower() in _READERS:
+        dataset = _load_array_file(Path(config.name))
+    else:
+        raise ValueError(
+            f"unknown dataset {config.name!r}: use one of {', '.join(DATASETS)}, "
+            "or a path to a .npy, .csv or .pt file"
+        )
+    return dataset if split == "all" else _split(dataset, config, split)
+
+
+def _split(dataset: Dataset, config: DataConfig, split: str) -> Dataset:
+    n = len(dataset)
+    n_hold = int(round(config.holdout * n))
+    if split == "train" and n - n_hold < 1 or split == "holdout" and n_hold < 1:
+        raise ValueError(
+            f"{dataset.name!r} has {n} points: too few for a {split} split with holdout {config.holdout}"
+        )
+    # A generator of its own, so the split does not depend on how the data was drawn.
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + 1))
+    idx = (perm[:n_hold] if split == "holdout" else perm[n_hold:]).sort().values  # keep file order
+    labels = None if dataset.labels is None else dataset.labels[idx]
+    return dataclasses.replace(dataset, x=dataset.x[idx], labels=labels)
 
 
 def _read_npy(path: Path) -> np.ndarray:

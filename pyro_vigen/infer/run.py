@@ -74,7 +74,7 @@ class RunDir:
             )
         elif holds_run:
             old = self.read_config()
-            diffs = _differences(old, config)
+            diffs = _differences(old, json.loads(json.dumps(config)))  # tuples read back as lists
             if diffs:
                 raise ValueError(
                     f"cannot resume {self.path}: its settings differ in {', '.join(diffs)}"

@@ -1,0 +1,253 @@
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_vigen.data import DataConfig, load_dataset, ring8
+from pyro_vigen.infer import (
+    CheckpointError,
+    TrainingDiverged,
+    VAETrainConfig,
+    load_checkpoint,
+    load_run,
+    make_elbo,
+    train_vae,
+)
+from pyro_vigen.infer.checkpoint import atomic_save
+from pyro_vigen.models import VAEConfig
+
+SMALL = DataConfig("ring8", num_points=600)
+SMALL_MODEL = VAEConfig(hidden=(16,))
+
+
+def small_train(**kw):
+    return VAETrainConfig(
+        **{"steps": 40, "batch_size": 64, "checkpoint_every": 20, "num_saved_samples": 50, **kw}
+    )
+
+
+def history_rows(run):
+    with open(run / "history.csv") as f:
+        return [r[:-1] for r in csv.reader(f)]  # wall_time differs between runs
+
+
+def test_run_directory_contents(tmp_path):
+    train_vae(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
+    names = {p.name for p in (tmp_path / "r").iterdir()}
+    assert names == {"config.json", "checkpoint.pt", "history.csv", "samples.pt"}
+    config, model = load_run(tmp_path / "r")
+    assert (
+        config["kind"] == "vae"
+        and config["train"]["steps"] == 40
+        and config["versions"]["pyro_vigen"]
+    )
+    samples = torch.load(tmp_path / "r" / "samples.pt", weights_only=True)
+    assert samples["samples"].shape == (50, 2)
+    rows = history_rows(tmp_path / "r")
+    assert rows[0] == ["step", "loss"] and [int(r[0]) for r in rows[1:]] == list(range(1, 41))
+
+
+def test_same_seed_same_result_and_resume_equals_uninterrupted(tmp_path):
+    full = train_vae(tmp_path / "full", SMALL, small_train(), SMALL_MODEL, progress=False)
+    train_vae(tmp_path / "half", SMALL, small_train(steps=25), SMALL_MODEL, progress=False)
+    resumed = train_vae(
+        tmp_path / "half", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False
+    )
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert history_rows(tmp_path / "full") == history_rows(tmp_path / "half")
+    a = torch.load(tmp_path / "full" / "samples.pt", weights_only=True)["samples"]
+    b = torch.load(tmp_path / "half" / "samples.pt", weights_only=True)["samples"]
+    assert torch.equal(a, b)
+
+
+def test_interrupted_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_path, monkeypatch):
+    import pyro.infer
+
+    full = train_vae(tmp_path / "full", SMALL, small_train(), SMALL_MODEL, progress=False)
+    real_step, calls = pyro.infer.SVI.step, {"n": 0}
+
+    def step_then_interrupt(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 31:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(pyro.infer.SVI, "step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(tmp_path / "cut", SMALL, small_train(), SMALL_MODEL, progress=False)
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt", kind="vae")["step"] == 20
+    assert not list((tmp_path / "cut").glob(".*tmp"))
+    monkeypatch.setattr(pyro.infer.SVI, "step", real_step)
+    resumed = train_vae(
+        tmp_path / "cut", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False
+    )
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True)
+    )
+    assert history_rows(tmp_path / "full") == history_rows(tmp_path / "cut")
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
+    import pyro.infer
+
+    real_step, calls = pyro.infer.SVI.step, {"n": 0}
+
+    def nan_at_25(self, *args, **kwargs):
+        calls["n"] += 1
+        return math.nan if calls["n"] == 25 else real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(pyro.infer.SVI, "step", nan_at_25)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 25.*step 20"):
+        train_vae(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt", kind="vae")["step"] == 20
+
+
+def test_output_directory_with_another_run_is_refused(tmp_path):
+    train_vae(tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
+    before = (tmp_path / "r" / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match="already holds a run; pass --resume .* or --overwrite"):
+        train_vae(tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
+    with pytest.raises(ValueError, match=r"settings differ in train\.lr"):
+        train_vae(
+            tmp_path / "r", SMALL, small_train(lr=0.5), SMALL_MODEL, resume=True, progress=False
+        )
+    assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before  # nothing lost
+    train_vae(
+        tmp_path / "r",
+        SMALL,
+        small_train(steps=20, seed=3),
+        SMALL_MODEL,
+        overwrite=True,
+        progress=False,
+    )
+    assert load_run(tmp_path / "r")[0]["train"]["seed"] == 3
+
+
+def test_non_empty_folder_without_a_run_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty and holds no run"):
+        train_vae(tmp_path, SMALL, small_train(), SMALL_MODEL, progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("truncate", "not a readable checkpoint"),
+        ("foreign", "not a pyro_vigen checkpoint"),
+        ("code", "not a readable checkpoint"),
+    ],
+)
+def test_bad_checkpoints_are_refused(tmp_path, content, message):
+    train_vae(tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
+    path = tmp_path / "r" / "checkpoint.pt"
+    if content == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    elif content == "foreign":
+        torch.save({"weights": torch.zeros(2)}, path)
+    else:
+
+        class Payload:
+            def __reduce__(self):
+                return (print, ("pwned",))
+
+        torch.save({"format": Payload()}, path)
+    with pytest.raises(CheckpointError, match=message):
+        train_vae(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False)
+    with pytest.raises(ValueError, match=message):
+        load_run(tmp_path / "r")
+
+
+def test_checkpoint_of_another_kind_is_refused(tmp_path):
+    train_vae(tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
+    state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    state["kind"] = "gan"
+    torch.save(state, tmp_path / "r" / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="holds a 'gan' model, expected 'vae'"):
+        load_run(tmp_path / "r")
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "f.pt"
+    atomic_save({"a": torch.ones(2)}, path)
+
+    def broken_save(obj, f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        atomic_save({"a": torch.zeros(2)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["f.pt"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"steps": 0},
+        {"batch_size": 0},
+        {"lr": 0.0},
+        {"lr": -1e-3},
+        {"elbo": "renyi"},
+        {"elbo": "iwae"},
+        {"steps": 2.5},
+    ],
+)
+def test_bad_training_settings(kwargs):
+    with pytest.raises(ValueError):
+        VAETrainConfig(**kwargs)
+
+
+def test_model_of_the_wrong_dimension_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"have shape \(2,\), but the model expects \(3,\)"):
+        train_vae(tmp_path / "r", SMALL, small_train(), VAEConfig(data_shape=(3,)), progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_vae_covers_every_ring8_mode_with_default_settings(tmp_path):
+    train_vae(tmp_path / "r", DataConfig("ring8"), VAETrainConfig(), progress=False)
+    samples = torch.load(tmp_path / "r" / "samples.pt", weights_only=True)["samples"]
+    centers = ring8().centers
+    nearest = torch.cdist(samples, centers).argmin(dim=1)
+    share = torch.bincount(nearest, minlength=8).double() / len(samples)
+    # A mode-covering fit puts mass near every mode (1/8 each when even).
+    assert share.min() > 0.05, share
+
+
+def test_linear_vae_reaches_the_exact_ppca_log_likelihood(tmp_path):
+    """Linear-Gaussian VAE on PPCA data: max ELBO = max log-likelihood (Tipping & Bishop 1999)."""
+    rng = np.random.default_rng(0)
+    d, latent, n = 5, 2, 2000
+    w_true, mu, sigma = rng.normal(size=(d, latent)), rng.normal(size=d), 0.3
+    x = rng.normal(size=(n, latent)) @ w_true.T + mu + sigma * rng.normal(size=(n, d))
+    np.save(tmp_path / "ppca.npy", x.astype(np.float32))
+
+    # Closed-form PPCA maximum likelihood: W from the top eigenvectors of the sample
+    # covariance S, sigma^2 the mean of the remaining eigenvalues.
+    xc = x - x.mean(0)
+    s = xc.T @ xc / n
+    lam, u = np.linalg.eigh(s)
+    lam, u = lam[::-1], u[:, ::-1]
+    s2 = lam[latent:].mean()
+    w = u[:, :latent] * np.sqrt(lam[:latent] - s2)
+    c = w @ w.T + s2 * np.eye(d)
+    exact = -0.5 * (
+        d * math.log(2 * math.pi) + np.linalg.slogdet(c)[1] + np.trace(np.linalg.solve(c, s))
+    )
+
+    vae = train_vae(
+        tmp_path / "r",
+        DataConfig(str(tmp_path / "ppca.npy"), holdout=0.0),
+        VAETrainConfig(steps=3000, batch_size=n, lr=3e-2, elbo="meanfield", num_particles=4),
+        VAEConfig(hidden=(), latent_dim=latent),
+        progress=False,
+    )
+    xt = load_dataset(DataConfig(str(tmp_path / "ppca.npy"), holdout=0.0)).x
+    mean_elbo = -make_elbo("meanfield", 200).loss(vae.model, vae.guide, xt) / n
+    assert mean_elbo <= exact + 0.01  # a lower bound, up to Monte Carlo error
+    assert abs(mean_elbo - exact) < 0.01 * abs(exact), (mean_elbo, exact)
