@@ -17,10 +17,25 @@ from pyro_vigen.models import VAE, VAEConfig
 
 
 def run_cli(*args):
-    """Run the installed console script, as a user would."""
+    """Run the command line in a new process, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "pyro_vigen.cli", *args], capture_output=True, text=True, timeout=600
     )
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the command line in this process (fast); returns what a shell would see."""
+
+    def call(*args):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's own exits
+            code = e.code
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+    return call
 
 
 def assert_one_line_error(result, pattern):
@@ -54,8 +69,8 @@ def test_datasets_lists_names_and_sources(capsys):
 def test_bernoulli_vae_on_digits_improves_the_held_out_elbo(tmp_path):
     out = tmp_path / "digits"
     result = run_cli(
-        "train", "vae", "--data", "digits", "--steps", "300", "--seed", "0", "--out", str(out),
-        "--latent-dim", "8", "--lr", "3e-3", "--no-progress",
+        "train", "vae", "--data", "digits", "--steps", "150", "--seed", "0", "--out", str(out),
+        "--latent-dim", "8", "--lr", "3e-3", "--batch-size", "128", "--no-progress",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config, trained = load_run(out)
@@ -97,8 +112,8 @@ def test_bernoulli_vae_on_digits_improves_the_held_out_elbo(tmp_path):
         (["--resume", "--overwrite"], "--resume and --overwrite"),
     ],
 )
-def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, pattern):
-    result = run_cli("train", "vae", "--out", str(tmp_path / "r"), "--no-progress", *args)
+def test_bad_arguments_give_one_line_and_status_2(cli, tmp_path, args, pattern):
+    result = cli("train", "vae", "--out", str(tmp_path / "r"), "--no-progress", *args)
     assert_one_line_error(result, pattern)
 
 
@@ -111,17 +126,17 @@ def test_bad_arguments_give_one_line_and_status_2(tmp_path, args, pattern):
         ("1,2\n3,x\n", "non-numeric"),
     ],
 )
-def test_bad_data_files_from_the_cli(tmp_path, content, pattern):
+def test_bad_data_files_from_the_cli(cli, tmp_path, content, pattern):
     path = tmp_path / "data.csv"
     path.write_text(content)
-    result = run_cli(
+    result = cli(
         "train", "vae", "--data", str(path), "--out", str(tmp_path / "r"), "--no-progress"
     )
     assert_one_line_error(result, pattern)
     assert not (tmp_path / "r").exists()
 
 
-def test_existing_run_and_bad_checkpoint_from_the_cli(tmp_path):
+def test_existing_run_and_bad_checkpoint_from_the_cli(cli, tmp_path):
     out = str(tmp_path / "r")
     base = [
         "train",
@@ -136,26 +151,31 @@ def test_existing_run_and_bad_checkpoint_from_the_cli(tmp_path):
         "300",
         "--no-progress",
     ]
-    assert run_cli(*base).returncode == 0
+    assert cli(*base).returncode == 0
     checkpoint = (tmp_path / "r" / "checkpoint.pt").read_bytes()
-    assert_one_line_error(run_cli(*base), "already holds a run")
+    assert_one_line_error(cli(*base), "already holds a run")
     assert_one_line_error(
-        run_cli(*base, "--resume", "--lr", "0.1"), r"settings differ in train\.lr"
+        cli(*base, "--resume", "--lr", "0.1"), r"settings differ in train\.lr"
     )
     assert_one_line_error(
-        run_cli(*base, "--data", "grid25", "--resume"), r"settings differ in data\.name"
+        cli(*base, "--data", "grid25", "--resume"), r"settings differ in data\.name"
     )
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == checkpoint
     (tmp_path / "r" / "checkpoint.pt").write_bytes(checkpoint[:100])
-    assert_one_line_error(run_cli(*base, "--resume", "--steps", "30"), "not a readable checkpoint")
+    assert_one_line_error(cli(*base, "--resume", "--steps", "30"), "not a readable checkpoint")
 
 
-def test_wrong_dimension_for_the_model_from_the_cli(tmp_path):
+def test_wrong_dimension_for_the_model_from_the_cli(cli, tmp_path):
     out = str(tmp_path / "r")
     common = ["--out", out, "--steps", "20", "--hidden", "8", "--no-progress"]
     data = tmp_path / "a.csv"
     data.write_text("1,2\n3,4\n5,6\n")
-    assert run_cli("train", "vae", "--data", str(data), *common).returncode == 0
+    assert cli("train", "vae", "--data", str(data), *common).returncode == 0
     data.write_text("1,2,3\n3,4,5\n5,6,7\n")  # the file changed under the run
-    result = run_cli("train", "vae", "--data", str(data), *common, "--resume", "--steps", "30")
+    result = cli("train", "vae", "--data", str(data), *common, "--resume", "--steps", "30")
     assert_one_line_error(result, r"settings differ in model\.data_shape")
+
+
+def test_errors_from_a_real_process_are_one_line_without_traceback(tmp_path):
+    result = run_cli("train", "vae", "--data", "ring9", "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "unknown dataset 'ring9'")

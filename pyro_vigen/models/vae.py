@@ -111,8 +111,10 @@ class VAE(nn.Module):
         return loc, F.softplus(raw) + 1e-5
 
     def likelihood(self, z: torch.Tensor) -> dist.TorchDistribution:
-        """:math:`p_\\theta(x|z)` for a batch of codes, with the data dimensions as event."""
-        out = self.decoder(z)
+        """:math:`p_\\theta(x|z)` for codes of any batch shape, the data dimensions as event."""
+        # Conv decoders take one batch dimension: fold extra ones (particles) in and out.
+        out = self.decoder(z.reshape(-1, z.shape[-1]))
+        out = out.reshape(*z.shape[:-1], *self.config.data_shape)
         if self.config.likelihood == "bernoulli":
             return dist.Bernoulli(logits=out).to_event(self.event_dim)
         scale = (
@@ -187,12 +189,8 @@ class VAE(nn.Module):
         for start in range(0, num_particles, per_chunk):
             k = min(per_chunk, num_particles - start)
             z = q.sample((k,))  # (k, N, L)
-            log_px = self.likelihood(z.reshape(k * n, -1)).log_prob(
-                x.repeat(k, *([1] * (x.dim() - 1)))
-            )
-            out.append(
-                log_px.reshape(k, n) + self.prior(z.shape[:2], z).log_prob(z) - q.log_prob(z)
-            )
+            log_px = self.likelihood(z).log_prob(x)
+            out.append(log_px + self.prior(z.shape[:2], z).log_prob(z) - q.log_prob(z))
         return torch.cat(out)
 
     @torch.no_grad()
