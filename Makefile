@@ -22,6 +22,7 @@ demo: install
 	@echo "demo run directory: runs/demo/vae"
 
 test: install
+	scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 lint: install

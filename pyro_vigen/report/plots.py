@@ -1,0 +1,110 @@
+"""The report's figures, each returned as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written headless; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ..data import GaussianMixture  # noqa: E402
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def samples_over_density(samples: torch.Tensor, mixture: GaussianMixture, title: str) -> bytes:
+    """2-D samples over the true density's contours, modes marked."""
+    centers = mixture.centers.numpy()
+    pad = 0.5 + 6 * mixture.std
+    lo, hi = centers.min(0) - pad, centers.max(0) + pad
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32)
+    density = mixture.log_prob(grid).exp().reshape(gx.shape).numpy()
+    fig, ax = plt.subplots(figsize=(3.6, 3.6))
+    ax.contour(gx, gy, density, levels=5, colors="0.6", linewidths=0.6)
+    s = samples.numpy()
+    ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.35, color="tab:blue", rasterized=True)
+    ax.scatter(centers[:, 0], centers[:, 1], marker="x", color="tab:red", s=30, label="modes")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=8)
+    return _png(fig)
+
+
+def mode_histogram(counts: list[int], title: str) -> bytes:
+    """High-quality samples per mode."""
+    fig, ax = plt.subplots(figsize=(3.6, 1.8))
+    ax.bar(np.arange(len(counts)), counts, color="tab:blue")
+    ax.set_xlabel("mode")
+    ax.set_ylabel("HQ samples")
+    ax.set_title(title, fontsize=8)
+    return _png(fig)
+
+
+def kl_chart(summary: dict[str, dict[str, dict[str, float]]]) -> bytes:
+    """Forward and reverse KL side by side per configuration, mean and sd over seeds."""
+    labels = [k for k in summary if "kl_forward" in summary[k]]
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(labels), 3.2))
+    for offset, key, name in (
+        (-0.2, "kl_forward", "forward KL(data||model)"),
+        (0.2, "kl_reverse", "reverse KL(model||data)"),
+    ):
+        means = [summary[k][key]["mean"] for k in labels]
+        sds = [summary[k][key]["sd"] for k in labels]
+        ax.bar(x + offset, means, width=0.4, yerr=sds, capsize=3, label=name)
+    ax.set_xticks(x, [label.replace(", ", ",\n") for label in labels], fontsize=7)
+    ax.set_ylabel("nats")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def loss_curves(histories: list[dict[str, list[float]]], title: str) -> bytes:
+    """Every loss column of each seed's history, smoothed with a moving average."""
+    columns = [c for c in histories[0] if c not in ("step", "wall_time")]
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 2.4), squeeze=False)
+    for ax, col in zip(axes[0], columns, strict=True):
+        for h in histories:
+            y = np.asarray(h[col])
+            window = max(1, len(y) // 50)
+            smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+            ax.plot(np.asarray(h["step"])[window - 1 :], smooth, linewidth=0.8)
+        ax.set_title(col, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    return _png(fig)
+
+
+def khat_plot(khats: list[np.ndarray], title: str) -> bytes:
+    """PSIS k-hat per data point against the 0.5 and 0.7 reliability lines."""
+    fig, ax = plt.subplots(figsize=(4.2, 2.4))
+    for k in khats:
+        ax.plot(np.arange(len(k)), k, ".", markersize=3, alpha=0.7)
+    for level, color in ((0.5, "tab:orange"), (0.7, "tab:red")):
+        ax.axhline(level, color=color, linestyle="--", linewidth=0.8)
+    ax.set_xlabel("data point", fontsize=7)
+    ax.set_ylabel("k-hat", fontsize=7)
+    ax.set_title(title, fontsize=8)
+    return _png(fig)
+
+
+def image_grid(images: torch.Tensor, title: str) -> bytes:
+    """A grid of images in [0, 1] (``torchvision.utils.make_grid``)."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.clamp(0, 1), nrow=8, padding=1, pad_value=1.0)
+    fig, ax = plt.subplots(figsize=(3.2, 3.2 * grid.shape[1] / grid.shape[2]))
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title, fontsize=8)
+    return _png(fig)

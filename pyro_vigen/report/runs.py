@@ -1,0 +1,119 @@
+"""Reading finished run directories into what a report shows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..infer.run import CHECKPOINT, CONFIG, HISTORY, METRICS, SAMPLES, RunDir, read_history
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One diagnosed run: its settings, metrics, history and saved samples."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    history: dict[str, list[float]]
+    samples: torch.Tensor
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    @property
+    def seed(self) -> int:
+        return self.config["train"]["seed"]
+
+    @property
+    def label(self) -> str:
+        """The configuration this run belongs to, the same for every seed."""
+        return config_label(self.config)
+
+
+def config_label(config: dict[str, Any]) -> str:
+    if config["kind"] == "vae":
+        return "VAE"
+    train = config["train"]
+    steps = train.get("gen_steps", 1)
+    prior = train.get("prior", "mixed")
+    penalty = f", lambda={train.get('reg_weight')}" if prior == "data" else ""
+    return f"GAN {prior} prior, {steps} gen step{'s' if steps > 1 else ''}{penalty}"
+
+
+def find_runs(paths: list[str | os.PathLike]) -> list[Path]:
+    """Run directories among ``paths`` and their sub-folders (a folder holding config.json)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise ValueError(f"{p} is not a folder")
+        found += sorted(c.parent for c in p.rglob(CONFIG))
+    if not found:
+        raise ValueError(
+            f"no run directories (folders with {CONFIG}) under {', '.join(map(str, paths))}"
+        )
+    return found
+
+
+def read_run(path: Path) -> RunRecord:
+    """Read a diagnosed run.
+
+    :raises ValueError: a half-written run (no checkpoint, samples or history) or one that
+        was never diagnosed, naming the command that fixes it.
+    """
+    run = RunDir(path)
+    config = run.read_config()
+    missing = [name for name in (CHECKPOINT, HISTORY, SAMPLES) if not run.file(name).is_file()]
+    if missing:
+        raise ValueError(
+            f"{path} is a half-written run (missing {', '.join(missing)}); finish it with --resume"
+        )
+    if not run.file(METRICS).is_file():
+        raise ValueError(f"{path} was never diagnosed; run `pyro-vigen diagnose {path}` first")
+    samples = torch.load(run.file(SAMPLES), map_location="cpu", weights_only=True)["samples"]
+    metrics = json.loads(run.file(METRICS).read_text())
+    return RunRecord(path, config, metrics, read_history(run.file(HISTORY)), samples)
+
+
+def read_runs(paths: list[str | os.PathLike]) -> list[RunRecord]:
+    """Every run under ``paths``; every problem is reported at once, not one per call."""
+    records, problems = [], []
+    for path in find_runs(paths):
+        try:
+            records.append(read_run(path))
+        except ValueError as e:
+            problems.append(str(e))
+    if problems:
+        raise ValueError(f"{len(problems)} run(s) cannot be reported: " + "; ".join(problems))
+    return records
+
+
+def numeric_metrics(record: RunRecord) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in record.metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    }
+
+
+def summarise(records: list[RunRecord]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per configuration: mean, standard deviation (ddof 1) and count of every metric."""
+    groups: dict[str, list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault(r.label, []).append(r)
+    summary = {}
+    for label, group in groups.items():
+        keys = sorted(set().union(*(numeric_metrics(r) for r in group)))
+        summary[label] = {}
+        for key in keys:
+            values = np.array([numeric_metrics(r)[key] for r in group if key in numeric_metrics(r)])
+            sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            summary[label][key] = {"mean": float(values.mean()), "sd": sd, "n": len(values)}
+    return summary
