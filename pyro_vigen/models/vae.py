@@ -173,25 +173,34 @@ class VAE(nn.Module):
         return self.likelihood(loc).base_dist.mean
 
     @torch.no_grad()
-    def log_weights(
+    def importance_sample(
         self, x: torch.Tensor, num_particles: int, *, chunk: int = 2**18
-    ) -> torch.Tensor:
-        """Importance log-weights :math:`\\log p(x, z_k) - \\log q(z_k|x)`, shape ``(K, N)``.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draws :math:`z_k \\sim q_\\phi(z|x)` and their log-weights
+        :math:`\\log p_\\theta(x, z_k) - \\log q_\\phi(z_k|x)`.
 
         :param int chunk: at most this many (particle, data point) pairs are decoded at once.
+        :returns: ``(z, log_w)`` of shapes ``(K, N, latent_dim)`` and ``(K, N)``.
         """
         require_positive("num_particles", num_particles, integer=True)
         loc, scale = self.encode(x)
         q = dist.Normal(loc, scale).to_event(1)
-        n = x.shape[0]
-        per_chunk = max(1, chunk // max(n, 1))
-        out = []
+        per_chunk = max(1, chunk // max(x.shape[0], 1))
+        zs, log_ws = [], []
         for start in range(0, num_particles, per_chunk):
-            k = min(per_chunk, num_particles - start)
-            z = q.sample((k,))  # (k, N, L)
-            log_px = self.likelihood(z).log_prob(x)
-            out.append(log_px + self.prior(z.shape[:2], z).log_prob(z) - q.log_prob(z))
-        return torch.cat(out)
+            z = q.sample((min(per_chunk, num_particles - start),))  # (k, N, L)
+            zs.append(z)
+            log_ws.append(
+                self.likelihood(z).log_prob(x)
+                + self.prior(z.shape[:2], z).log_prob(z)
+                - q.log_prob(z)
+            )
+        return torch.cat(zs), torch.cat(log_ws)
+
+    @torch.no_grad()
+    def log_weights(self, x: torch.Tensor, num_particles: int) -> torch.Tensor:
+        """Importance log-weights of :meth:`importance_sample` alone, shape ``(K, N)``."""
+        return self.importance_sample(x, num_particles)[1]
 
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor, num_particles: int = 1000) -> torch.Tensor:

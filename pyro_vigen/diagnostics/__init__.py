@@ -1,0 +1,53 @@
+"""Diagnostics: both KL directions, mode coverage, VI quality, image features, run export.
+
+DESIGN.md section 4 is the design; :func:`diagnose` writes a run's ``metrics.json``
+(the keys of DESIGN.md section 2) and ``diagnostics.nc``.
+"""
+
+from .classifier import classifier_kl, classifier_kl_both, cross_fitted_logits
+from .gan import discriminator_estimates
+from .images import (
+    FeatureClassifier,
+    feature_classifier,
+    image_metrics,
+    precision_recall,
+    train_feature_classifier,
+)
+from .kl import (
+    KL_METHODS,
+    KLEstimate,
+    gaussian_fit_kl_both,
+    gaussian_kl,
+    kl_directions,
+    mc_kl,
+)
+from .knn import knn_kl, knn_kl_both
+from .modes import label_coverage, mode_coverage
+from .run import diagnose
+from .vi_quality import psis_khat, vi_metrics, vi_quality
+
+__all__ = [
+    "FeatureClassifier",
+    "KLEstimate",
+    "KL_METHODS",
+    "classifier_kl",
+    "classifier_kl_both",
+    "cross_fitted_logits",
+    "diagnose",
+    "discriminator_estimates",
+    "feature_classifier",
+    "gaussian_fit_kl_both",
+    "gaussian_kl",
+    "image_metrics",
+    "kl_directions",
+    "knn_kl",
+    "knn_kl_both",
+    "label_coverage",
+    "mc_kl",
+    "mode_coverage",
+    "precision_recall",
+    "psis_khat",
+    "train_feature_classifier",
+    "vi_metrics",
+    "vi_quality",
+]

@@ -1,0 +1,68 @@
+r"""What a GAN's discriminator itself says about the two KL directions and the JSD.
+
+The discriminator's logit :math:`f(x)` estimates :math:`\log p_{data}(x)/p_g(x)`
+(exactly so at the optimal discriminator of the balanced logistic loss), so
+
+- ``disc_kl_forward`` = :math:`E_{data}[f(x)] \approx KL(p_{data}\,\|\,p_g)`,
+- ``disc_kl_reverse`` = :math:`E_{g}[-f(x)] \approx KL(p_g\,\|\,p_{data})`,
+- ``jsd`` = :math:`\log 2 - L/2`, with the discriminator's loss
+  :math:`L = -E_{data}[\log D(x)] - E_g[\log(1 - D(x))]`, :math:`D = \sigma(f)`: at the
+  optimal discriminator :math:`L = 2\log 2 - 2\,JSD(p_{data}\,\|\,p_g)` (Goodfellow et
+  al., 2014, theorem 1).
+
+They are the discriminator's view, not independent measurements: a discriminator that
+has fallen behind its generator underestimates all three, and ``jsd`` is negative when
+it does worse than chance. Compare them with the sample-based ``kl_forward`` and
+``kl_reverse``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+from torch.nn import functional as F
+
+_CHUNK = 8192
+
+
+class Discriminating(Protocol):
+    """What these estimates need of a GAN: the discriminator's logit of each row."""
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+@torch.no_grad()
+def discriminator_estimates(
+    gan: Discriminating, data: torch.Tensor, generated: torch.Tensor
+) -> dict:
+    """``disc_kl_forward``, ``disc_kl_reverse`` and ``jsd`` (see the module) in nats.
+
+    :param gan: a model with ``logits(x) -> (N,)``, e.g.
+        :class:`~pyro_vigen.models.VariationalGAN`.
+    :param data: data points as the discriminator was trained on them.
+    :param generated: points drawn from the generator.
+    :raises ValueError: an empty set, or logits that are NaN or inf.
+    """
+    real = _logits(gan, data, "data")
+    fake = _logits(gan, generated, "generated")
+    # -log D = softplus(-f) and -log(1 - D) = softplus(f), stable for any logit.
+    loss = float(F.softplus(-real).mean() + F.softplus(fake).mean())
+    return {
+        "disc_kl_forward": float(real.mean()),
+        "disc_kl_reverse": float(-fake.mean()),
+        "jsd": math.log(2) - loss / 2,
+    }
+
+
+def _logits(gan: Discriminating, x: torch.Tensor, what: str) -> torch.Tensor:
+    if x.shape[0] == 0:
+        raise ValueError(f"no {what} points to score")
+    out = torch.cat([gan.logits(x[s : s + _CHUNK]).double() for s in range(0, len(x), _CHUNK)])
+    if not torch.isfinite(out).all():
+        raise ValueError(
+            f"the discriminator gives NaN or inf logits on {int((~torch.isfinite(out)).sum())} "
+            f"{what} point(s); its training has diverged"
+        )
+    return out

@@ -1,0 +1,269 @@
+"""Diagnosing a run directory: ``metrics.json`` and ``diagnostics.nc``.
+
+Which estimate of each KL direction a run gets depends on what is known about the two
+densities (the method is recorded in ``kl_method``):
+
+========================  =====================================================
+toy mixture, VAE          ``mc``: exact data log-density; the model's by importance
+                          sampling (:meth:`~pyro_vigen.models.VAE.log_prob`, a lower
+                          bound in expectation, so forward KL leans high, reverse low)
+toy mixture, GAN          ``knn``: a GAN has no density; the mixture is 2-D
+images                    ``gaussian_features``: Gaussian fits in the features of a
+                          classifier trained on the dataset (:mod:`.images`)
+other data                ``knn`` up to 3 dimensions, ``classifier`` above
+========================  =====================================================
+
+Samples are drawn afresh with fixed seeds rather than read from ``samples.pt`` (which
+holds only the few thousand saved at the end of training): ``num_samples`` from the
+model, and as many from the mixture where the data distribution is known exactly (fresh
+draws of :math:`p_{data}` rather than the training points, which the model has seen).
+Other data is compared as a whole (``split="all"``); the VAE's ELBO, IWAE bound and k-hat
+are computed on held-out points where the run holds some out.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import require_positive
+from ..data import DataConfig, Dataset, load_dataset
+from ..infer import load_run, read_history
+from ..infer.run import DIAGNOSTICS, HISTORY, METRICS, RunDir
+from ..infer.vae_training import model_data
+from ..models import VAE
+from .checks import as_points
+from .gan import discriminator_estimates
+from .images import feature_classifier, image_metrics
+from .kl import kl_directions
+from .modes import mode_coverage
+from .vi_quality import vi_metrics
+
+#: Data points (and importance particles per point) of the VAE's ELBO, IWAE and k-hat:
+#: fewer for images, whose conv decoder is a hundred times slower per draw.
+VI_POINTS = {"points": (500, 1000), "images": (100, 256)}
+#: Importance particles of the VAE log-density in the ``mc`` KL estimate. Measured on a
+#: ring8 VAE after 2,000 steps (5,000 samples): forward KL 3.885, 3.824, 3.792 and 3.770
+#: nats with 30, 100, 300 and 1,000 particles, taking 6, 5, 10 and 28 s; 100 is within
+#: 1.5% of 1,000 at a sixth of the time.
+KL_PARTICLES = 100
+#: At most this many model samples (and data points) are stored in ``diagnostics.nc``.
+MAX_STORED = 2000
+
+
+def diagnose(
+    run_dir: str | os.PathLike,
+    num_samples: int = 10_000,
+    *,
+    seed: int = 0,
+    num_particles: int | None = None,
+    kl_particles: int = KL_PARTICLES,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Measure a trained run and write ``metrics.json`` and ``diagnostics.nc`` into it.
+
+    ``metrics.json`` has the keys of DESIGN.md section 2: always ``kl_forward``,
+    ``kl_reverse``, ``kl_method``, ``num_samples``; on toy mixtures and on labelled
+    images (over the classes) ``num_modes``, ``modes_captured``, ``hq_fraction``,
+    ``mode_kl``; for images also ``precision`` and ``recall``; for a VAE ``elbo``,
+    ``iwae``, ``iwae_particles``, ``khat_mean``, ``khat_frac_over_0_7`` and, on toy
+    mixtures, ``joint_kl``; for a GAN ``disc_kl_forward``, ``disc_kl_reverse``, ``jsd``.
+
+    ``diagnostics.nc`` is an :class:`arviz.InferenceData` (read it with
+    :func:`arviz.from_netcdf`) with the groups
+
+    - ``posterior`` (VAE): ``z``, draws of :math:`q_\\phi(z|x)` for a fixed set of data
+      points, dims ``(chain, draw, point, z_dim)``;
+    - ``sample_stats`` (VAE): ``log_weight``, :math:`\\log p(x,z) - \\log q(z|x)` of
+      those very draws, dims ``(chain, draw, point)``: the k-hat's input;
+    - ``observed_data``: ``x``, those data points (VAE) or the data compared with (GAN);
+    - ``posterior_predictive``: ``x``, model samples;
+    - ``diagnostics``: ``khat`` per point (VAE) and ``mode_counts`` (mixtures and
+      images), with every metric (and the KL standard errors, where known) as attributes;
+    - ``training_history``: each column of ``history.csv`` along ``step``.
+
+    :param run_dir: a run directory written by ``pyro-vigen train``.
+    :param int num_samples: model samples drawn (and data draws, for toy mixtures).
+    :param int seed: seed of every draw; the global random state is left untouched.
+    :param int num_particles: importance particles per point for the VAE's IWAE bound
+        and k-hat (default 1000 for points, 256 for images).
+    :param int kl_particles: importance particles of the VAE log-density in ``mc`` KL.
+    :param cache_dir: where the image feature classifier is cached.
+    :returns: the metrics written to ``metrics.json``.
+    :raises ValueError: not a run directory, no or a bad checkpoint, an unknown model
+        kind, NaN/inf model samples.
+    """
+    require_positive("num_samples", num_samples, integer=True)
+    require_positive("kl_particles", kl_particles, integer=True)
+    if num_particles is not None:
+        require_positive("num_particles", num_particles, integer=True)
+    run = RunDir(run_dir)
+    # Everything random draws from a forked, seeded generator; building the model too
+    # (its layers initialise randomly before the checkpoint overwrites them).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        config, model = load_run(run.path)
+        _check_finite_parameters(model, run)
+        data_config = DataConfig.from_dict(config["data"])
+        dataset = load_dataset(data_config, split="all")
+        samples = model.sample(num_samples, generator=torch.Generator().manual_seed(seed))
+        as_points(samples, "model samples")
+        data = _reference_data(dataset, model, num_samples, seed)
+        metrics, attrs = _compare(
+            dataset, model, data, samples, seed=seed, kl_particles=kl_particles, cache_dir=cache_dir
+        )
+        metrics["num_samples"] = num_samples
+        groups = {"posterior_predictive": _draws_dataset("x", samples[:MAX_STORED].unsqueeze(0))}
+        diag_vars = {}
+        if "counts" in metrics:
+            diag_vars["mode_counts"] = (("mode",), np.asarray(metrics.pop("counts")))
+        if isinstance(model, VAE):
+            # Reseed, so the VI metrics do not depend on how many draws came before.
+            torch.manual_seed(seed + 2)
+            vi, vi_groups = _vae_quality(model, dataset, data_config, num_particles, seed)
+            diag_vars["khat"] = (("point",), vi.pop("khat"))
+            metrics.update(vi)
+            groups.update(vi_groups)
+        else:
+            metrics.update(discriminator_estimates(model, data, samples))
+            groups["observed_data"] = _points_dataset("x", data[:MAX_STORED])
+    attrs.update(kind=config["kind"], data=dataset.name, pyro_vigen=__version__)
+    _write(run, metrics, groups, diag_vars, attrs)
+    return metrics
+
+
+def _check_finite_parameters(model: torch.nn.Module, run: RunDir) -> None:
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(
+                f"{run.checkpoint}: the model's {name} holds NaN or inf values; the run "
+                "diverged, so there is nothing to diagnose (retrain it, e.g. with a lower --lr)"
+            )
+
+
+def _reference_data(dataset: Dataset, model, num_samples: int, seed: int) -> torch.Tensor:
+    """Points of :math:`p_{data}` to compare with, as the model sees them."""
+    if dataset.mixture is not None:
+        return dataset.mixture.sample(num_samples, torch.Generator().manual_seed(seed + 1))
+    return _model_view(dataset, model)
+
+
+def _model_view(dataset: Dataset, model) -> torch.Tensor:
+    if isinstance(model, VAE):
+        return model_data(dataset, model.config.likelihood)
+    return dataset.x
+
+
+def _compare(
+    dataset: Dataset, model, data, samples, *, seed: int, kl_particles: int, cache_dir
+) -> tuple[dict, dict]:
+    """KL in both directions and mode coverage: ``(metrics, extra nc attributes)``."""
+    if dataset.is_image:
+        binary = isinstance(model, VAE) and model.config.likelihood == "bernoulli"
+        classifier = feature_classifier(
+            dataset, data, representation="binary" if binary else "grey", cache_dir=cache_dir
+        )
+        return image_metrics(classifier, data, samples), {}
+    metrics: dict = {}
+    attrs: dict = {}
+    mixture = dataset.mixture
+    if mixture is not None:
+        metrics.update(mode_coverage(samples, mixture.centers, mixture.std))
+    if mixture is not None and isinstance(model, VAE):
+        kl = kl_directions(
+            data,
+            samples,
+            data_log_prob=mixture.log_prob,
+            model_log_prob=lambda x: model.log_prob(x, kl_particles),
+            method="mc",
+        )
+        kl["method"] = f"mc (VAE log-density by importance sampling, {kl_particles} particles)"
+        attrs = {
+            "kl_forward_stderr": kl["forward_stderr"],
+            "kl_reverse_stderr": kl["reverse_stderr"],
+        }
+    else:  # no model density (GAN) or no data density: from the samples alone
+        kl = kl_directions(data, samples, seed=seed)
+    metrics.update(kl_forward=kl["forward"], kl_reverse=kl["reverse"], kl_method=kl["method"])
+    return metrics, attrs
+
+
+def _vae_quality(
+    vae: VAE, dataset: Dataset, data_config: DataConfig, num_particles: int | None, seed: int
+) -> tuple[dict, dict]:
+    """:func:`vi_metrics` (with ``khat``) and the groups of the posterior draws behind it."""
+    num_points, default_particles = VI_POINTS["images" if dataset.is_image else "points"]
+    gen = torch.Generator().manual_seed(seed + 2)
+    entropy = None
+    if dataset.mixture is not None:
+        x = dataset.mixture.sample(num_points, gen)
+        entropy = dataset.mixture.entropy()[0]
+    else:
+        held_out = load_dataset(data_config, split="holdout" if data_config.holdout > 0 else "all")
+        x = _model_view(held_out, vae)
+        x = x[torch.randperm(len(x), generator=gen)[:num_points]]
+    z, log_w = vae.importance_sample(x, num_particles or default_particles)
+    groups = {
+        "posterior": _draws_dataset("z", z.unsqueeze(0), ("point", "z_dim")),
+        "sample_stats": _draws_dataset("log_weight", log_w.unsqueeze(0), ("point",)),
+        "observed_data": _points_dataset("x", x),
+    }
+    return vi_metrics(log_w, data_entropy=entropy), groups
+
+
+def _data_dims(ndim: int) -> tuple[str, ...]:
+    return ("channel", "row", "col") if ndim == 3 else ("x_dim",)
+
+
+def _draws_dataset(name: str, values: torch.Tensor, dims: tuple[str, ...] | None = None):
+    """An xarray Dataset of one variable with leading ``(chain, draw)`` dims."""
+    import xarray as xr
+
+    array = values.detach().cpu().float().numpy()
+    dims = dims or _data_dims(array.ndim - 2)
+    return xr.Dataset({name: (("chain", "draw", *dims), array)})
+
+
+def _points_dataset(name: str, values: torch.Tensor):
+    import xarray as xr
+
+    array = values.detach().cpu().float().numpy()
+    return xr.Dataset({name: (("point", *_data_dims(array.ndim - 1)), array)})
+
+
+def _write(run: RunDir, metrics: dict, groups: dict, diag_vars: dict, attrs: dict) -> None:
+    import arviz
+    import xarray as xr
+
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+    groups["diagnostics"] = xr.Dataset(diag_vars, attrs={**scalars, **attrs})
+    history_path = run.file(HISTORY)
+    if history_path.is_file():
+        history = read_history(history_path)
+        if history.get("step"):
+            step = np.asarray(history.pop("step"), dtype=np.int64)
+            groups["training_history"] = xr.Dataset(
+                {k: (("step",), np.asarray(v)) for k, v in history.items()},
+                coords={"step": step},
+            )
+    # Temp file then rename, as for checkpoints: a crash never leaves half a file.
+    tmp = run.file(f".{DIAGNOSTICS}.tmp")
+    try:
+        arviz.InferenceData(**groups).to_netcdf(str(tmp))
+        os.replace(tmp, run.file(DIAGNOSTICS))
+    finally:
+        tmp.unlink(missing_ok=True)
+    run.write_json(METRICS, {k: _json_number(v) for k, v in metrics.items()})
+
+
+def _json_number(value):
+    """Plain Python numbers (JSON has no NumPy types, NaN or inf: those become null)."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,267 @@
+"""KL estimators against closed forms written out here, not taken from the code under test."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_vigen.data import ring8
+from pyro_vigen.diagnostics import (
+    classifier_kl,
+    classifier_kl_both,
+    gaussian_fit_kl_both,
+    gaussian_kl,
+    kl_directions,
+    knn_kl,
+    knn_kl_both,
+    mc_kl,
+)
+
+
+def hand_kl(m0, c0, m1, c1):
+    """KL(N(m0, c0) || N(m1, c1)), the textbook formula with explicit inverse and determinants."""
+    m0, c0, m1, c1 = (np.asarray(a, dtype=float) for a in (m0, c0, m1, c1))
+    inv1 = np.linalg.inv(c1)
+    dm = m1 - m0
+    return 0.5 * (
+        np.trace(inv1 @ c0)
+        + dm @ inv1 @ dm
+        - len(m0)
+        + np.log(np.linalg.det(c1) / np.linalg.det(c0))
+    )
+
+
+def draw(mean, cov, n, seed):
+    return np.random.default_rng(seed).multivariate_normal(mean, cov, size=n)
+
+
+# 2-D pairs whose two directions are both within the k-NN estimator's reach at 20,000
+# samples (neither distribution much wider than the other along any axis).
+PAIRS_2D = {
+    "shift": ([0.0, 0.0], np.eye(2), [0.8, -0.5], np.eye(2)),
+    "shift+shape": ([0.0, 0.0], np.eye(2), [0.5, -0.5], [[1.5, 0.3], [0.3, 0.8]]),
+}
+
+
+def pairs_10d():
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(10, 10)) / math.sqrt(10)
+    return {
+        "scale": (np.zeros(10), np.eye(10), np.full(10, 0.2), np.diag(np.linspace(0.6, 1.6, 10))),
+        "correlated": (
+            np.zeros(10),
+            np.eye(10),
+            np.linspace(-0.3, 0.3, 10),
+            0.5 * np.eye(10) + 0.5 * a @ a.T,
+        ),
+    }
+
+
+# --- closed form -----------------------------------------------------------------------
+
+
+def test_gaussian_kl_1d_textbook():
+    # KL(N(m0, s0^2) || N(m1, s1^2)) = log(s1/s0) + (s0^2 + (m0-m1)^2) / (2 s1^2) - 1/2
+    m0, s0, m1, s1 = 0.3, 0.7, -1.0, 1.9
+    expected = math.log(s1 / s0) + (s0**2 + (m0 - m1) ** 2) / (2 * s1**2) - 0.5
+    assert gaussian_kl(m0, s0**2, m1, s1**2) == pytest.approx(expected, rel=1e-12)
+
+
+def test_gaussian_kl_matches_the_hand_formula_in_5d():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 5)), rng.normal(size=(5, 5))
+    c0, c1 = a @ a.T + np.eye(5), b @ b.T + 0.5 * np.eye(5)
+    m0, m1 = rng.normal(size=5), rng.normal(size=5)
+    assert gaussian_kl(m0, c0, m1, c1) == pytest.approx(hand_kl(m0, c0, m1, c1), rel=1e-10)
+    assert gaussian_kl(m0, c0, m0, c0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gaussian_kl_bad_input():
+    with pytest.raises(ValueError, match="positive definite"):
+        gaussian_kl([0, 0], np.eye(2), [0, 0], [[1.0, 2.0], [2.0, 1.0]])
+    with pytest.raises(ValueError, match="shape"):
+        gaussian_kl([0, 0], np.eye(2), [0, 0, 0], np.eye(3))
+
+
+def test_gaussian_fit_kl_is_exact_for_the_fitted_moments():
+    p, q = draw([0, 0], np.eye(2), 5000, 1), draw([1, 0], np.diag([2.0, 0.5]), 5000, 2)
+    mp, cp = p.mean(0), np.cov(p, rowvar=False)
+    mq, cq = q.mean(0), np.cov(q, rowvar=False)
+    forward, reverse = gaussian_fit_kl_both(p, q, ridge=0.0)
+    assert forward == pytest.approx(hand_kl(mp, cp, mq, cq), rel=1e-9)
+    assert reverse == pytest.approx(hand_kl(mq, cq, mp, cp), rel=1e-9)
+
+
+# --- Monte Carlo -------------------------------------------------------------------------
+
+
+def test_mc_kl_of_a_mixture_against_itself_is_zero():
+    mixture = ring8()
+    x = mixture.sample(20_000, torch.Generator().manual_seed(0))
+    est = mc_kl(x, mixture.log_prob, mixture.log_prob)
+    assert abs(est.value) < 0.01
+    assert est.stderr == pytest.approx(0.0, abs=1e-12)
+
+
+def test_mc_kl_of_gaussians_is_within_its_standard_error():
+    p = torch.distributions.Normal(0.0, 1.0)
+    q = torch.distributions.Normal(1.0, 2.0)
+    expected = math.log(2.0) + (1 + 1) / (2 * 4) - 0.5
+    x = p.sample((50_000, 1))
+    est = mc_kl(x, lambda t: p.log_prob(t[:, 0]), lambda t: q.log_prob(t[:, 0]))
+    assert abs(est.value - expected) < 4 * est.stderr
+    assert 0 < est.stderr < 0.01
+
+
+def test_mc_kl_infinite_ratio_is_an_error():
+    x = torch.zeros(10, 1)
+    with pytest.raises(ValueError, match="infinite"):
+        mc_kl(x, lambda t: torch.zeros(len(t)), lambda t: torch.full((len(t),), -math.inf))
+
+
+# --- k-NN --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PAIRS_2D)
+def test_knn_kl_2d_gaussians_within_0_05_nats(name):
+    m0, c0, m1, c1 = PAIRS_2D[name]
+    p, q = draw(m0, c0, 20_000, 1), draw(m1, c1, 20_000, 2)
+    forward, reverse = knn_kl_both(p, q)
+    assert abs(forward - hand_kl(m0, c0, m1, c1)) < 0.05
+    assert abs(reverse - hand_kl(m1, c1, m0, c0)) < 0.05
+    assert knn_kl(p, q) == forward
+
+
+def test_knn_kl_same_distribution_is_near_zero():
+    p, q = draw([0, 0], np.eye(2), 20_000, 3), draw([0, 0], np.eye(2), 20_000, 4)
+    assert abs(knn_kl(p, q)) < 0.03
+
+
+def test_knn_kl_is_invariant_to_each_axis_units():
+    # The rank transform makes it so: a monotone map of one coordinate of both sets
+    # changes nothing.
+    m0, c0, m1, c1 = PAIRS_2D["shift+shape"]
+    p, q = draw(m0, c0, 3000, 5), draw(m1, c1, 3000, 6)
+
+    def warp(x):
+        return np.c_[1000 * x[:, 0], np.exp(x[:, 1])]
+
+    assert knn_kl(warp(p), warp(q)) == pytest.approx(knn_kl(p, q), rel=1e-12)
+
+
+def test_knn_kl_with_many_duplicates_is_finite():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(50, 2))
+    p = base[rng.integers(0, 50, size=5000)]  # every point repeated ~100 times
+    q = np.r_[base[rng.integers(0, 50, size=2000)], rng.normal(size=(2000, 2))]
+    values = [
+        *knn_kl_both(p, q),
+        *knn_kl_both(p, p.copy()),
+        *knn_kl_both(p, rng.normal(size=(3000, 2))),
+    ]
+    assert all(np.isfinite(v) for v in values)
+    assert knn_kl_both(p, p.copy()) == pytest.approx((0.0, 0.0), abs=1e-3)
+    # P is discrete and Q continuous: the true KL is infinite, the estimate large.
+    assert knn_kl(p, rng.normal(size=(3000, 2))) > 3
+
+
+# --- classifier --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["scale", "correlated"])
+def test_classifier_kl_10d_gaussians_within_15_percent(name):
+    m0, c0, m1, c1 = pairs_10d()[name]
+    p, q = draw(m0, c0, 20_000, 11), draw(m1, c1, 20_000, 12)
+    forward, reverse = classifier_kl_both(p, q)
+    assert forward == pytest.approx(hand_kl(m0, c0, m1, c1), rel=0.15)
+    assert reverse == pytest.approx(hand_kl(m1, c1, m0, c0), rel=0.15)
+
+
+def test_classifier_kl_is_seeded_and_leaves_the_global_rng_alone():
+    p, q = draw(np.zeros(4), np.eye(4), 600, 1), draw(np.full(4, 0.5), np.eye(4), 400, 2)
+    state = torch.get_rng_state()
+    a = classifier_kl(p, q, seed=3)
+    assert torch.equal(state, torch.get_rng_state())
+    assert classifier_kl(p, q, seed=3) == a
+
+
+# --- kl_directions ---------------------------------------------------------------------
+
+
+def test_kl_directions_auto_uses_knn_in_2d():
+    m0, c0, m1, c1 = PAIRS_2D["shift+shape"]
+    data, model = draw(m0, c0, 20_000, 21), draw(m1, c1, 20_000, 22)
+    out = kl_directions(data, model)
+    assert out["method"] == "knn"
+    assert abs(out["forward"] - hand_kl(m0, c0, m1, c1)) < 0.05
+    assert abs(out["reverse"] - hand_kl(m1, c1, m0, c0)) < 0.05
+
+
+def test_kl_directions_auto_uses_the_classifier_in_10d():
+    m0, c0, m1, c1 = pairs_10d()["correlated"]
+    data, model = draw(m0, c0, 20_000, 23), draw(m1, c1, 20_000, 24)
+    out = kl_directions(torch.as_tensor(data), torch.as_tensor(model))
+    assert out["method"] == "classifier"
+    assert out["forward"] == pytest.approx(hand_kl(m0, c0, m1, c1), rel=0.15)
+    assert out["reverse"] == pytest.approx(hand_kl(m1, c1, m0, c0), rel=0.15)
+
+
+def test_kl_directions_auto_uses_mc_with_both_densities():
+    data_dist = torch.distributions.MultivariateNormal(torch.zeros(2), torch.eye(2))
+    model_dist = torch.distributions.MultivariateNormal(torch.tensor([0.5, 0.0]), 2 * torch.eye(2))
+    torch.manual_seed(0)
+    data, model = data_dist.sample((20_000,)), model_dist.sample((20_000,))
+    out = kl_directions(
+        data, model, data_log_prob=data_dist.log_prob, model_log_prob=model_dist.log_prob
+    )
+    assert out["method"] == "mc"
+    forward = hand_kl([0, 0], np.eye(2), [0.5, 0], 2 * np.eye(2))
+    reverse = hand_kl([0.5, 0], 2 * np.eye(2), [0, 0], np.eye(2))
+    assert abs(out["forward"] - forward) < 4 * out["forward_stderr"]
+    assert abs(out["reverse"] - reverse) < 4 * out["reverse_stderr"]
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [knn_kl, classifier_kl, lambda p, q: kl_directions(p, q), gaussian_fit_kl_both],
+)
+def test_estimators_reject_different_dimensions(estimator):
+    with pytest.raises(ValueError, match="dimension"):
+        estimator(np.zeros((100, 2)), np.zeros((100, 3)))
+
+
+@pytest.mark.parametrize("estimator", [knn_kl, classifier_kl, lambda p, q: kl_directions(p, q)])
+def test_estimators_reject_nan_and_inf(estimator):
+    good = np.random.default_rng(0).normal(size=(100, 2))
+    for bad_value in (np.nan, np.inf):
+        bad = good.copy()
+        bad[7, 1] = bad_value
+        with pytest.raises(ValueError, match="NaN or inf"):
+            estimator(good, bad)
+
+
+def test_knn_kl_needs_k_plus_one_points():
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    with pytest.raises(ValueError, match="at least 6"):
+        knn_kl(x, np.zeros((100, 2)), k=5)
+    with pytest.raises(ValueError, match="at least 4"):
+        knn_kl(np.zeros((100, 2)), x[:3], k=3)
+    with pytest.raises(ValueError, match="k must be positive"):
+        knn_kl(x, x, k=0)
+
+
+def test_kl_directions_bad_method_and_missing_densities():
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="unknown KL method"):
+        kl_directions(x, x, method="magic")
+    with pytest.raises(ValueError, match="needs both"):
+        kl_directions(x, x, data_log_prob=lambda t: t.sum(1), method="mc")
+
+
+def test_empty_samples_are_rejected():
+    with pytest.raises(ValueError, match="no samples"):
+        knn_kl(np.zeros((0, 2)), np.zeros((10, 2)))
