@@ -118,6 +118,73 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_gan(args: argparse.Namespace) -> int:
+    from .infer import GANTrainConfig, train_gan
+    from .models import GANConfig
+
+    train = GANTrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        disc_steps=args.disc_steps,
+        gen_steps=args.gen_steps,
+        prior=args.prior,
+        reg_weight=args.reg_weight,
+        loss=args.loss,
+        lr_disc=args.lr_disc,
+        lr_gen=args.lr_gen,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        device=args.device,
+    )
+    model = GANConfig(noise_dim=args.noise_dim, hidden=args.hidden, obs_scale=args.obs_scale)
+    train_gan(
+        args.out,
+        _data_config(args),
+        train,
+        model,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        download=args.download,
+    )
+    print(f"run directory: {args.out}")
+    return 0
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnostics import diagnose
+
+    metrics = diagnose(args.run, num_samples=args.num_samples, seed=args.seed)
+    for key in sorted(metrics):
+        value = metrics[key]
+        print(f"{key:<20} {value:.4g}" if isinstance(value, float) else f"{key:<20} {value}")
+    print(f"wrote {args.run}/metrics.json and {args.run}/diagnostics.nc")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.runs, args.out)
+    print(f"report: {path} (and {path.with_suffix('.md')})")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .report import compare
+
+    path = compare(
+        _data_config(args),
+        args.seeds,
+        args.out,
+        steps=args.steps,
+        num_samples=args.num_samples,
+        progress=not args.no_progress,
+    )
+    print(f"report: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description="VAE and GAN in one variational-inference frame, in Pyro."
@@ -157,6 +224,82 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-particles", type=int, default=1, help="particles per ELBO estimate")
     g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.set_defaults(func=_cmd_train_vae)
+
+    p = models.add_parser("gan", help="train a GAN as VI over the real/fake label")
+    _add_data_args(p)
+    _add_run_args(p, steps=10_000, batch_size=256)
+    g = p.add_argument_group("model and optimiser")
+    g.add_argument(
+        "--prior",
+        choices=["mixed", "data"],
+        default="mixed",
+        help="prior on x: mixed (the classic GAN) or data (adds the proximal penalty)",
+    )
+    g.add_argument(
+        "--reg-weight",
+        type=float,
+        default=None,
+        help="penalty weight lambda of --prior data (default 5)",
+    )
+    g.add_argument(
+        "--gen-steps",
+        type=int,
+        default=None,
+        help="generator steps per snapshot (default 2 with --prior data, else 1)",
+    )
+    g.add_argument(
+        "--disc-steps", type=int, default=1, help="discriminator steps per iteration (default 1)"
+    )
+    g.add_argument(
+        "--loss",
+        choices=["nonsaturating", "minimax"],
+        default="nonsaturating",
+        help="generator loss (default nonsaturating)",
+    )
+    g.add_argument("--noise-dim", type=int, default=2, help="dimension of z (default 2)")
+    g.add_argument(
+        "--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths (default 128,128)"
+    )
+    g.add_argument(
+        "--obs-scale",
+        type=float,
+        default=None,
+        help="Gaussian noise std around G(z) (default: none, the classic GAN)",
+    )
+    g.add_argument("--lr-disc", type=float, default=1e-3, help="discriminator Adam learning rate")
+    g.add_argument("--lr-gen", type=float, default=1e-3, help="generator Adam learning rate")
+    p.set_defaults(func=_cmd_train_gan)
+
+    p = sub.add_parser(
+        "diagnose", help="measure a run: both KL directions, modes, VI quality (metrics.json)"
+    )
+    p.add_argument("run", help="run directory written by `pyro-vigen train`")
+    p.add_argument(
+        "--num-samples", type=int, default=10_000, help="model samples drawn (default 10000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
+    p.set_defaults(func=_cmd_diagnose)
+
+    p = sub.add_parser("report", help="write an HTML (+ Markdown) report of diagnosed runs")
+    p.add_argument("runs", nargs="+", help="run directories, or folders holding them")
+    p.add_argument("--out", required=True, help="the .html file to write (the .md goes beside it)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "compare",
+        help="the main job: VAE, classic GAN (1 and 2 generator steps) and data-prior GAN over seeds",
+    )
+    _add_data_args(p)
+    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
+    p.add_argument("--out", required=True, help="folder for the runs, report.html and summary.json")
+    p.add_argument(
+        "--steps", type=int, default=2000, help="training steps of every run (default 2000)"
+    )
+    p.add_argument(
+        "--num-samples", type=int, default=5000, help="samples per diagnosis (default 5000)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -1,6 +1,9 @@
 """Objectives, training loops and checkpoints."""
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .discriminator_elbo import DiscriminatorELBO
+from .gan_training import GANTrainConfig, train_gan
+from .generator_elbo import GeneratorELBO
 from .loading import MODEL_KINDS, load_run
 from .loop import BatchSampler, TrainingDiverged, fit, resolve_device
 from .run import RunDir, read_history
@@ -9,6 +12,9 @@ from .vae_training import VAETrainConfig, make_elbo, train_vae
 __all__ = [
     "BatchSampler",
     "CheckpointError",
+    "DiscriminatorELBO",
+    "GANTrainConfig",
+    "GeneratorELBO",
     "MODEL_KINDS",
     "RunDir",
     "TrainingDiverged",
@@ -19,5 +25,6 @@ __all__ = [
     "make_elbo",
     "read_history",
     "resolve_device",
+    "train_gan",
     "train_vae",
 ]

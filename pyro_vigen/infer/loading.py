@@ -7,12 +7,15 @@ import os
 import torch
 from torch import nn
 
-from ..models import VAE, VAEConfig
+from ..models import VAE, GANConfig, VAEConfig, VariationalGAN
 from .checkpoint import CheckpointError, load_checkpoint
 from .run import RunDir
 
 # kind -> (config class, model class); each model is built as ``cls(config_cls.from_dict(...))``.
-MODEL_KINDS: dict[str, tuple[type, type]] = {"vae": (VAEConfig, VAE)}
+MODEL_KINDS: dict[str, tuple[type, type]] = {
+    "vae": (VAEConfig, VAE),
+    "gan": (GANConfig, VariationalGAN),
+}
 
 
 def load_run(

@@ -1,5 +1,6 @@
 """Pyro model/guide pairs."""
 
+from .gan import GANConfig, VariationalGAN
 from .vae import VAE, VAEConfig
 
-__all__ = ["VAE", "VAEConfig"]
+__all__ = ["GANConfig", "VAE", "VAEConfig", "VariationalGAN"]

@@ -1,0 +1,125 @@
+r"""The discriminator phase of the GAN as variational inference over the label y.
+
+Shared with :mod:`pyro_vigen.infer.generator_elbo`: reading the model's labelled batch
+from its trace, and scoring :math:`\log q_\phi(y|x)` by running the guide with its ``y``
+site conditioned.
+"""
+
+from __future__ import annotations
+
+import pyro.poutine as poutine
+import torch
+from pyro.infer import ELBO
+from pyro.poutine import Trace
+
+
+def labelled_batch(model_trace: Trace) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(x, y)`` a GAN model returned, checked.
+
+    :raises ValueError: the model returned something else.
+    """
+    value = model_trace.nodes["_RETURN"]["value"]
+    if not (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, torch.Tensor) for v in value)
+        and value[1].dim() == 1
+        and value[0].shape[0] == value[1].shape[0]
+    ):
+        raise ValueError(
+            "a GAN model must return the labelled batch (x, y), y a 1-D tensor of 0/1 labels "
+            "with one per row of x, as VariationalGAN.model does"
+        )
+    return value
+
+
+def guide_trace(guide, x: torch.Tensor, y: torch.Tensor) -> Trace:
+    """Trace of ``guide(x)`` with its ``y`` site conditioned on ``y``, log-probabilities computed.
+
+    ``trace.nodes["y"]["log_prob"]`` is then :math:`\\log q_\\phi(y_i|x_i)`, one per row.
+
+    :raises ValueError: the guide has no sample site ``y``.
+    """
+    trace = poutine.trace(poutine.condition(guide, data={"y": y})).get_trace(x)
+    if "y" not in trace.nodes or trace.nodes["y"]["type"] != "sample":
+        raise ValueError(
+            "a GAN guide must have a sample site 'y' (the label, 1 = real), as VariationalGAN.guide does"
+        )
+    trace.compute_log_prob(site_filter=lambda name, site: name == "y")
+    return trace
+
+
+def param_leaves(trace: Trace) -> list[torch.Tensor]:
+    """The unconstrained parameter tensors of the param sites of ``trace``."""
+    return [s["value"].unconstrained() for s in trace.nodes.values() if s["type"] == "param"]
+
+
+def label_mean(log_q: torch.Tensor, y: torch.Tensor, label: int) -> torch.Tensor:
+    """Mean of ``log_q`` over the rows labelled ``label``.
+
+    :raises ValueError: the batch holds no row of that label.
+    """
+    rows = y == label
+    if not bool(rows.any()):
+        raise ValueError(f"the labelled batch holds no row with y = {label}")
+    return log_q[rows].mean()
+
+
+class DiscriminatorELBO(ELBO):
+    r"""The discriminator phase: :math:`\max_\phi \mathbb{E}_{p_\theta(x|y)p(y)}[\log q_\phi(y|x)]`.
+
+    With :math:`q_\phi(y=1|x) = D(x) = \sigma(D_\phi(x))`, its loss on a labelled batch is
+
+    .. math::
+
+        L_D = -\Big(\tfrac{1}{n}\sum_{y_i=1} \log D(x_i)
+              + \tfrac{1}{m}\sum_{y_i=0} \log\big(1 - D(x_i)\big)\Big),
+
+    the classic GAN discriminator loss: batch *means* over each label (not the sums
+    Pyro's ELBOs take), which is twice the expectation over the uniform :math:`p(y)`. It
+    is :math:`2\log 2` at the optimum when :math:`p_g = p_{data}`, and in general
+    :math:`2\log 2 - 2\,\mathrm{JSD}(p_{data}\,\|\,p_g)` at the optimal discriminator.
+
+    ``model(*args)`` must return the labelled batch ``(x, y)`` and ``guide(x)`` must
+    score labels at a sample site ``y`` (see :class:`~pyro_vigen.models.VariationalGAN`).
+    The model runs without gradient and hidden from every outer handler, so under
+    :meth:`pyro.infer.SVI.step` only the guide's parameters :math:`\phi` reach the
+    optimiser and receive gradients: this phase never moves :math:`\theta`. One particle:
+    the batch is the Monte Carlo sample.
+
+    References:
+    [1] Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
+    [2] Hu et al., "On Unifying Deep Generative Models", ICLR 2018.
+    [3] Su, "Variational Inference: A Unified Framework of Generative Models and Some
+    Revelations", arXiv:1807.05936.
+    """
+
+    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
+        """The model's trace (no gradient, hidden) and the guide's on its labelled batch."""
+        with torch.no_grad(), poutine.block():
+            model_trace = poutine.trace(model).get_trace(*args, **kwargs)
+        x, y = labelled_batch(model_trace)
+        return model_trace, guide_trace(guide, x, y)
+
+    def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model_trace, trace = self._get_trace(model, guide, args, kwargs)
+        _, y = labelled_batch(model_trace)
+        log_q = trace.nodes["y"]["log_prob"]
+        loss = -(label_mean(log_q, y, 1) + label_mean(log_q, y, 0))
+        return loss, param_leaves(trace)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """:math:`L_D` as a tensor that gradients flow through to :math:`\\phi` only."""
+        return self._loss(model, guide, args, kwargs)[0]
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """:math:`L_D`, evaluated without gradient."""
+        with torch.no_grad():
+            return self._loss(model, guide, args, kwargs)[0].item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """:math:`L_D`, and its gradient accumulated into the guide's parameters only."""
+        loss, params = self._loss(model, guide, args, kwargs)
+        if params:
+            loss.backward(inputs=params)
+        return loss.item()

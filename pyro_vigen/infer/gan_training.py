@@ -1,0 +1,176 @@
+"""Training a :class:`~pyro_vigen.models.VariationalGAN` with stock SVI into a run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+
+import pyro
+import torch
+from pyro.infer import SVI
+
+from ..config import Config, require_positive
+from ..data import DataConfig, Dataset, load_dataset
+from ..models import GANConfig, VariationalGAN
+from .discriminator_elbo import DiscriminatorELBO
+from .generator_elbo import GENERATOR_LOSSES, GeneratorELBO, resolve_reg_weight
+from .loop import BatchSampler, fit, resolve_device
+from .run import RunDir
+from .vae_training import run_config
+
+
+@dataclasses.dataclass
+class GANTrainConfig(Config):
+    """Optimisation settings of a GAN run.
+
+    One training step is one iteration: ``disc_steps`` discriminator steps, each on a
+    fresh minibatch and fresh z, then a snapshot of the generator and ``gen_steps``
+    generator steps against it (all on the snapshot's z; see
+    :class:`~pyro_vigen.infer.GeneratorELBO`).
+
+    :param int steps: training iterations.
+    :param int gen_steps: generator steps per snapshot; ``None`` takes 2 for
+        ``prior="data"`` (the penalty needs at least 2 to act) and 1 for ``"mixed"``.
+        For a fair ablation of the penalty, give both priors the same number.
+    :param str prior: ``"mixed"`` (the classic GAN) or ``"data"`` (adds the proximal
+        penalty).
+    :param float reg_weight: the data prior's :math:`\\lambda` (``None``: 5.0); an error
+        with ``prior="mixed"``.
+    :param str loss: ``"nonsaturating"`` or ``"minimax"`` generator loss.
+    :param tuple betas_disc: Adam's betas of the discriminator (``betas_gen`` likewise).
+    """
+
+    steps: int = 10_000
+    batch_size: int = 256
+    disc_steps: int = 1
+    gen_steps: int | None = None
+    prior: str = "mixed"
+    reg_weight: float | None = None
+    loss: str = "nonsaturating"
+    lr_disc: float = 1e-3
+    lr_gen: float = 1e-3
+    betas_disc: tuple[float, float] = (0.5, 0.999)
+    betas_gen: tuple[float, float] = (0.5, 0.999)
+    seed: int = 0
+    checkpoint_every: int = 500
+    num_saved_samples: int = 2000
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.reg_weight = resolve_reg_weight(self.prior, self.reg_weight)
+        if self.loss not in GENERATOR_LOSSES:
+            raise ValueError(
+                f"unknown generator loss {self.loss!r}; use one of {', '.join(GENERATOR_LOSSES)}"
+            )
+        if self.gen_steps is None:
+            self.gen_steps = 2 if self.prior == "data" else 1
+        for name in (
+            "steps",
+            "batch_size",
+            "disc_steps",
+            "gen_steps",
+            "checkpoint_every",
+            "num_saved_samples",
+        ):
+            require_positive(name, getattr(self, name), integer=True)
+        require_positive("lr_disc", self.lr_disc)
+        require_positive("lr_gen", self.lr_gen)
+        for name in ("betas_disc", "betas_gen"):
+            betas = tuple(getattr(self, name))
+            if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+                raise ValueError(f"{name} must be two numbers in [0, 1), got {betas!r}")
+            setattr(self, name, betas)
+        if self.prior == "data" and self.gen_steps == 1:
+            warnings.warn(
+                "prior 'data' with gen_steps=1: the penalty and its gradient vanish at the "
+                "snapshot, so training is exactly the classic GAN's; use gen_steps >= 2",
+                stacklevel=3,
+            )
+
+
+def resolve_gan_config(model: GANConfig | None, dataset: Dataset) -> GANConfig:
+    """Fill the data shape from the data when it is ``None``, and check it."""
+    model = model or GANConfig()
+    if model.data_shape is None:
+        model = GANConfig.from_dict({**model.to_dict(), "data_shape": dataset.shape})
+    if tuple(model.data_shape) != dataset.shape:
+        raise ValueError(
+            f"data points of {dataset.name!r} have shape {dataset.shape}, but the model expects {tuple(model.data_shape)}"
+        )
+    return model
+
+
+def train_gan(
+    out: str | os.PathLike,
+    data: DataConfig,
+    train: GANTrainConfig,
+    model: GANConfig | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    download: bool = False,
+) -> VariationalGAN:
+    """Train a GAN with two stock :class:`~pyro.infer.SVI` objects and write its run directory.
+
+    Each iteration runs :class:`~pyro_vigen.infer.DiscriminatorELBO` for ``disc_steps``
+    minibatches, takes the generator snapshot on the last of them, and runs
+    :class:`~pyro_vigen.infer.GeneratorELBO` ``gen_steps`` times. The snapshot is taken
+    under both priors, so both consume random numbers identically and differ only by
+    the penalty. ``history.csv`` holds, per iteration, the last discriminator step's
+    ``disc_loss``, the last generator step's ``gen_loss`` (penalty included) and that
+    step's ``penalty``.
+
+    :param out: the run directory.
+    :param model: the architecture; ``None`` (or a ``data_shape`` left ``None``) takes the
+        defaults for the data.
+    :param resume: continue from ``out/checkpoint.pt``; the result equals an
+        uninterrupted run with the same seed.
+    :param overwrite: replace a run already in ``out``.
+    :returns: the trained model.
+    :raises TrainingDiverged: a loss became NaN or infinite (the last checkpoint stays).
+    """
+    device = resolve_device(train.device)
+    dataset = load_dataset(data, download=download)
+    model = resolve_gan_config(model, dataset)
+    run = RunDir(out)
+    resuming = run.prepare(
+        run_config("gan", data, model, train), resume=resume, overwrite=overwrite
+    )
+
+    pyro.set_rng_seed(train.seed)
+    gan = VariationalGAN(model).to(device)
+    x = dataset.x.to(device)
+    optim_disc = pyro.optim.Adam({"lr": train.lr_disc, "betas": train.betas_disc})
+    optim_gen = pyro.optim.Adam({"lr": train.lr_gen, "betas": train.betas_gen})
+    gen_elbo = GeneratorELBO(prior=train.prior, reg_weight=train.reg_weight, loss=train.loss)
+    svi_disc = SVI(gan.model, gan.guide, optim_disc, DiscriminatorELBO())
+    svi_gen = SVI(gan.model, gan.guide, optim_gen, gen_elbo)
+    sampler = BatchSampler(x.shape[0], train.batch_size, train.seed)
+
+    def step(_: int) -> dict[str, float]:
+        for _ in range(train.disc_steps):
+            batch = x[sampler.next().to(device)]
+            disc_loss = svi_disc.step(batch)
+        gen_elbo.snapshot(gan.model, batch)
+        for _ in range(train.gen_steps):
+            gen_loss = svi_gen.step(batch)
+        return {"disc_loss": disc_loss, "gen_loss": gen_loss, "penalty": gen_elbo.last_penalty}
+
+    fit(
+        run,
+        kind="gan",
+        module=gan,
+        optims={"disc": optim_disc, "gen": optim_gen},
+        sampler=sampler,
+        step_fn=step,
+        columns=["disc_loss", "gen_loss", "penalty"],
+        steps=train.steps,
+        checkpoint_every=train.checkpoint_every,
+        resume=resuming,
+        progress=progress,
+    )
+    gen = torch.Generator(device=device).manual_seed(train.seed)
+    run.save_samples(gan.sample(train.num_saved_samples, generator=gen), train.seed)
+    return gan

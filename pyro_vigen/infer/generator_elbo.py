@@ -1,0 +1,197 @@
+r"""The generator phase of the GAN as variational inference, with the choice of prior on x."""
+
+from __future__ import annotations
+
+import math
+
+import pyro.poutine as poutine
+import torch
+from pyro.infer import ELBO
+from pyro.poutine import Trace
+
+from .discriminator_elbo import guide_trace, labelled_batch, param_leaves
+
+PRIORS = ("mixed", "data")
+GENERATOR_LOSSES = ("nonsaturating", "minimax")
+# The published data-prior experiments (CelebA, DCGAN) use lambda = 5.
+DEFAULT_REG_WEIGHT = 5.0
+
+
+def resolve_reg_weight(prior: str, reg_weight: float | None) -> float | None:
+    """The penalty weight a ``prior`` runs with: ``None`` takes the default for ``"data"``.
+
+    :raises ValueError: unknown prior, a weight given with ``prior="mixed"`` (which has
+        no penalty to weigh), or a negative or non-finite weight.
+    """
+    if prior not in PRIORS:
+        raise ValueError(f"unknown prior {prior!r}; use one of {', '.join(PRIORS)}")
+    if prior == "mixed":
+        if reg_weight is not None:
+            raise ValueError(
+                "reg_weight (--reg-weight) only applies to prior 'data' (--prior data); "
+                "the mixed prior has no penalty"
+            )
+        return None
+    if reg_weight is None:
+        return DEFAULT_REG_WEIGHT
+    if isinstance(reg_weight, bool) or not isinstance(reg_weight, (int, float)):
+        raise ValueError(f"reg_weight must be a number, got {reg_weight!r}")
+    if not (math.isfinite(reg_weight) and reg_weight >= 0):
+        raise ValueError(f"reg_weight must be a finite number >= 0, got {reg_weight!r}")
+    return float(reg_weight)
+
+
+class GeneratorELBO(ELBO):
+    r"""The generator phase: :math:`\max_\theta \mathbb{E}_{p_\theta(x|y)p(y)}[\log q^r_\phi(y|x)]`.
+
+    :math:`q^r_\phi(y|x) = q_\phi(1-y|x)` is the discriminator with the label reversed.
+    Only the generated half (:math:`y = 0`) depends on :math:`\theta`, so with
+    :math:`D = \sigma(D_\phi)` and :math:`x_i = G_\theta(z_i)` the loss is a batch *mean*
+    over the generated rows (the classic formulas, not the sums Pyro's ELBOs take):
+
+    - ``loss="nonsaturating"``: :math:`L_G = -\frac{1}{m}\sum_i \log D(G_\theta(z_i))`;
+    - ``loss="minimax"``: :math:`L_G = \frac{1}{m}\sum_i \log(1 - D(G_\theta(z_i)))`, the
+      :math:`\theta`-dependent part of the discriminator's own objective.
+
+    With an optimal discriminator the non-saturating loss has the gradient of
+    :math:`KL(p_g\,\|\,p_{data}) - 2\,\mathrm{JSD}(p_g\,\|\,p_{data})` (per unit
+    of the uniform :math:`p(y)`, DESIGN.md's :math:`\tfrac12 KL - \mathrm{JSD}`): the
+    model sits in the *first* slot of the KL, which is mode seeking. The prior on x
+    decides the objective:
+
+    - ``prior="mixed"`` (the previous round's mixture of data and generator): :math:`L_G`
+      as above, the classic GAN.
+    - ``prior="data"``: adds :math:`KL(p_g\,\|\,p_{data})`, with :math:`p_{data}`
+      approximated by the generator :math:`G_{\theta'}` of a snapshot :math:`\theta'`:
+
+      .. math::
+
+          L_G + \lambda\,\frac{1}{m}\sum_i \big\|G_\theta(z_i) - G_{\theta'}(z_i)\big\|^2,
+
+      the squared norm summed over a point's dimensions, with the same :math:`z_i` in
+      both terms (the KL between :math:`\mathcal{N}(G_\theta(z), s^2)` and
+      :math:`\mathcal{N}(G_{\theta'}(z), s^2)` is
+      :math:`\|G_\theta(z) - G_{\theta'}(z)\|^2 / 2s^2`, so :math:`\lambda = 1/2s^2`).
+      Experiments that weigh the per-element *mean* square by :math:`\lambda'` correspond
+      to :math:`\lambda = \lambda'/D` here.
+
+    **The penalty is a proximal term.** At :math:`\theta = \theta'` it and its gradient
+    vanish, so it acts only when the generator takes two or more steps against one
+    snapshot: call :meth:`snapshot` once per training iteration, before that
+    iteration's generator steps. Each step then replays the snapshot's trace, so every
+    step sees the snapshot's z; with one step per snapshot the data prior's trajectory
+    is exactly the classic GAN's. Under ``prior="mixed"`` a snapshot is optional: with
+    one, the steps reuse its z; without, each step draws fresh z.
+
+    The guide runs with its parameters hidden from outer handlers, and gradients are
+    accumulated into the model's parameters only, so under :meth:`pyro.infer.SVI.step`
+    this phase never moves :math:`\phi` and leaves ``grad`` of :math:`\phi` untouched.
+
+    :param str prior: ``"mixed"`` or ``"data"``.
+    :param float reg_weight: :math:`\lambda` of the data prior (``None``: 5.0); giving
+        one with ``prior="mixed"`` is an error.
+    :param str loss: ``"nonsaturating"`` or ``"minimax"``.
+
+    :ivar float last_penalty: the penalty term of the most recent evaluation (0 under
+        the mixed prior), for logging; the losses returned include it.
+
+    References:
+    [1] Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
+    [2] Hu et al., "On Unifying Deep Generative Models", ICLR 2018.
+    [3] Su, "Variational Inference: A Unified Framework of Generative Models and Some
+    Revelations", arXiv:1807.05936.
+    [4] Arjovsky and Bottou, "Towards Principled Methods for Training Generative
+    Adversarial Networks", ICLR 2017.
+    """
+
+    def __init__(
+        self, prior: str = "mixed", reg_weight: float | None = None, loss: str = "nonsaturating"
+    ) -> None:
+        super().__init__()
+        self.reg_weight = resolve_reg_weight(prior, reg_weight)
+        if loss not in GENERATOR_LOSSES:
+            raise ValueError(
+                f"unknown generator loss {loss!r}; use one of {', '.join(GENERATOR_LOSSES)}"
+            )
+        self.prior = prior
+        self.generator_loss = loss
+        self.last_penalty = 0.0
+        self._snapshot: Trace | None = None
+
+    def snapshot(self, model, *args, **kwargs) -> Trace:
+        """Take the snapshot :math:`\\theta'` for the coming generator steps.
+
+        Traces ``model(*args, **kwargs)`` once, without gradient and hidden from outer
+        handlers, and keeps the trace: each later evaluation replays the model against
+        it (same z, same noise), and the generated points it returned are
+        :math:`G_{\\theta'}(z)`. Pass the same arguments as to the generator steps.
+
+        :returns: the kept trace (``trace.nodes["z"]["value"]`` is the z of the steps).
+        """
+        with torch.no_grad(), poutine.block():
+            trace = poutine.trace(model).get_trace(*args, **kwargs)
+        labelled_batch(trace)
+        self._snapshot = trace
+        return trace
+
+    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
+        """The model's trace (replayed against the snapshot) and the guide's on its generated rows.
+
+        The guide's parameters are hidden from outer handlers, so SVI collects only
+        the model's.
+        """
+        if self._snapshot is not None:
+            model = poutine.replay(model, trace=self._snapshot)
+        elif self.prior == "data":
+            raise ValueError(
+                "prior 'data' needs a snapshot of the generator: call "
+                "GeneratorELBO.snapshot(model, *args) before each iteration's generator steps"
+            )
+        model_trace = poutine.trace(model).get_trace(*args, **kwargs)
+        x, y = labelled_batch(model_trace)
+        generated = y == 0
+        if not bool(generated.any()):
+            raise ValueError("the labelled batch holds no generated row (y = 0)")
+        # The non-saturating loss scores the generated points as real (the reversed
+        # label); minimax scores them as generated and maximises the discriminator's loss.
+        target = float(self.generator_loss == "nonsaturating")
+        with poutine.block(hide_types=["param"]):
+            trace = guide_trace(guide, x[generated], torch.full_like(y[generated], target))
+        return model_trace, trace
+
+    def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model_trace, trace = self._get_trace(model, guide, args, kwargs)
+        x, y = labelled_batch(model_trace)
+        score = trace.nodes["y"]["log_prob"].mean()
+        loss = -score if self.generator_loss == "nonsaturating" else score
+        penalty = torch.zeros_like(loss)
+        if self.prior == "data":
+            # Replay fixed z, so row i of both batches is the same z_i (a batch of
+            # another size fails in the replay, at the plate).
+            x_snap, _ = labelled_batch(self._snapshot)
+            generated = y == 0
+            diff = x[generated] - x_snap[generated]
+            penalty = self.reg_weight * diff.pow(2).flatten(1).sum(-1).mean()
+        self.last_penalty = penalty.item()
+        return loss + penalty, param_leaves(model_trace)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """:math:`L_G` (plus the penalty) as a tensor.
+
+        Its graph runs through the discriminator too: ``backward()`` on it fills
+        :math:`\\phi`'s gradients as well, unless called with ``inputs=`` the
+        generator's parameters (as :meth:`loss_and_grads` does).
+        """
+        return self._loss(model, guide, args, kwargs)[0]
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """:math:`L_G` (plus the penalty), evaluated without gradient."""
+        with torch.no_grad():
+            return self._loss(model, guide, args, kwargs)[0].item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """:math:`L_G` (plus the penalty), its gradient accumulated into the model's parameters only."""
+        loss, params = self._loss(model, guide, args, kwargs)
+        if params:
+            loss.backward(inputs=params)
+        return loss.item()

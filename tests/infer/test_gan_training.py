@@ -1,0 +1,260 @@
+import csv
+import math
+
+import pytest
+import torch
+
+from pyro_vigen import cli
+from pyro_vigen.data import DataConfig, ring8
+from pyro_vigen.infer import (
+    DiscriminatorELBO,
+    GANTrainConfig,
+    TrainingDiverged,
+    load_checkpoint,
+    load_run,
+    read_history,
+    train_gan,
+)
+from pyro_vigen.models import GANConfig
+
+SMALL = DataConfig("ring8", num_points=600)
+SMALL_MODEL = GANConfig(hidden=(16, 16))
+
+
+def small_train(**kw):
+    return GANTrainConfig(
+        **{"steps": 12, "batch_size": 64, "checkpoint_every": 6, "num_saved_samples": 50, **kw}
+    )
+
+
+def params(gan):
+    return [p.detach() for p in gan.parameters()]
+
+
+def history_rows(run):
+    with open(run / "history.csv") as f:
+        return [r[:-1] for r in csv.reader(f)]  # wall_time differs between runs
+
+
+def test_run_directory_and_load_run(tmp_path):
+    gan = train_gan(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {
+        "config.json",
+        "checkpoint.pt",
+        "history.csv",
+        "samples.pt",
+    }
+    config, loaded = load_run(tmp_path / "r")
+    assert (
+        config["kind"] == "gan"
+        and config["train"]["gen_steps"] == 1
+        and config["train"]["reg_weight"] is None
+    )
+    assert loaded.config == gan.config and loaded.name != gan.name
+    assert all(torch.equal(a, b) for a, b in zip(params(gan), params(loaded), strict=True))
+    rows = history_rows(tmp_path / "r")
+    assert rows[0] == ["step", "disc_loss", "gen_loss", "penalty"] and len(rows) == 13
+    assert torch.load(tmp_path / "r" / "samples.pt", weights_only=True)["samples"].shape == (50, 2)
+
+
+def test_data_prior_with_one_generator_step_is_exactly_the_classic_gan(tmp_path):
+    with pytest.warns(UserWarning, match="penalty and its gradient vanish"):
+        data_train = small_train(prior="data", gen_steps=1, reg_weight=5.0)
+    mixed = train_gan(
+        tmp_path / "mixed", SMALL, small_train(gen_steps=1), SMALL_MODEL, progress=False
+    )
+    data = train_gan(tmp_path / "data", SMALL, data_train, SMALL_MODEL, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(params(mixed), params(data), strict=True))
+    assert read_history(tmp_path / "data" / "history.csv")["penalty"] == [0.0] * 12
+
+
+def test_data_prior_with_two_generator_steps_changes_the_trajectory(tmp_path):
+    mixed = train_gan(
+        tmp_path / "mixed", SMALL, small_train(gen_steps=2), SMALL_MODEL, progress=False
+    )
+    data = train_gan(
+        tmp_path / "data",
+        SMALL,
+        small_train(prior="data", gen_steps=2),
+        SMALL_MODEL,
+        progress=False,
+    )
+    assert not all(torch.equal(a, b) for a, b in zip(params(mixed), params(data), strict=True))
+    # The discriminator's first step sees the same generator in both runs.
+    mixed_h = read_history(tmp_path / "mixed" / "history.csv")
+    data_h = read_history(tmp_path / "data" / "history.csv")
+    assert mixed_h["disc_loss"][0] == data_h["disc_loss"][0]
+    assert all(p > 0 for p in data_h["penalty"]) and set(mixed_h["penalty"]) == {0.0}
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    train = small_train(prior="data", disc_steps=2)
+    full = train_gan(tmp_path / "full", SMALL, train, SMALL_MODEL, progress=False)
+    train_gan(tmp_path / "half", SMALL, train.replace(steps=6), SMALL_MODEL, progress=False)
+    resumed = train_gan(tmp_path / "half", SMALL, train, SMALL_MODEL, resume=True, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(params(full), params(resumed), strict=True))
+    assert history_rows(tmp_path / "full") == history_rows(tmp_path / "half")
+
+
+def test_resume_from_the_cli_equals_an_uninterrupted_run(tmp_path):
+    base = [
+        "train",
+        "gan",
+        "--num-points",
+        "600",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "64",
+        "--checkpoint-every",
+        "5",
+        "--no-progress",
+    ]
+    base += ["--prior", "data", "--gen-steps", "3", "--seed", "4"]
+    assert cli.main([*base, "--steps", "10", "--out", str(tmp_path / "full")]) == 0
+    assert cli.main([*base, "--steps", "5", "--out", str(tmp_path / "half")]) == 0
+    assert cli.main([*base, "--steps", "10", "--out", str(tmp_path / "half"), "--resume"]) == 0
+    _, full = load_run(tmp_path / "full")
+    _, resumed = load_run(tmp_path / "half")
+    assert all(torch.equal(a, b) for a, b in zip(params(full), params(resumed), strict=True))
+
+
+def quality(samples):
+    """Fraction of samples within 3 std of a ring8 mode, by hand."""
+    mixture = ring8()
+    return float(
+        (torch.cdist(samples, mixture.centers).min(dim=1).values < 3 * mixture.std).float().mean()
+    )
+
+
+@pytest.mark.parametrize("prior", ["mixed", "data"])
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax"])
+def test_trains_on_ring8_from_the_cli(tmp_path, prior, loss):
+    steps = 400 if (prior, loss) == ("mixed", "nonsaturating") else 100
+    argv = [
+        "train",
+        "gan",
+        "--data",
+        "ring8",
+        "--prior",
+        prior,
+        "--loss",
+        loss,
+        "--steps",
+        str(steps),
+    ]
+    argv += ["--seed", "0", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert cli.main(argv) == 0
+    history = read_history(tmp_path / "r" / "history.csv")
+    assert all(math.isfinite(v) for c in ("disc_loss", "gen_loss", "penalty") for v in history[c])
+    samples = torch.load(tmp_path / "r" / "samples.pt", weights_only=True)["samples"]
+    assert torch.isfinite(samples).all()
+    if (prior, loss) == ("mixed", "nonsaturating"):
+        assert quality(samples) >= 0.5
+
+
+def test_trains_on_images_from_the_cli(tmp_path):
+    argv = [
+        "train",
+        "gan",
+        "--data",
+        "digits",
+        "--steps",
+        "3",
+        "--batch-size",
+        "32",
+        "--out",
+        str(tmp_path / "r"),
+        "--no-progress",
+    ]
+    assert cli.main(argv) == 0
+    config, gan = load_run(tmp_path / "r")
+    assert config["model"]["data_shape"] == [1, 8, 8]
+    samples = gan.sample(5)
+    assert samples.shape == (5, 1, 8, 8) and samples.min() >= 0 and samples.max() <= 1
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    real, calls = DiscriminatorELBO.loss_and_grads, {"n": 0}
+
+    def nan_at_step_8(self, *args, **kwargs):
+        calls["n"] += 1
+        return math.nan if calls["n"] == 8 else real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiscriminatorELBO, "loss_and_grads", nan_at_step_8)
+    with pytest.raises(TrainingDiverged, match="disc_loss became nan at step 8"):
+        train_gan(
+            tmp_path / "py", SMALL, small_train(checkpoint_every=5), SMALL_MODEL, progress=False
+        )
+    assert load_checkpoint(tmp_path / "py" / "checkpoint.pt", kind="gan")["step"] == 5
+    load_run(tmp_path / "py")
+
+    calls["n"] = 0
+    argv = [
+        "train",
+        "gan",
+        "--num-points",
+        "600",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "64",
+        "--steps",
+        "12",
+    ]
+    argv += ["--checkpoint-every", "5", "--out", str(tmp_path / "cli"), "--no-progress"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at step 8" in err and "Traceback" not in err
+    assert load_checkpoint(tmp_path / "cli" / "checkpoint.pt", kind="gan")["step"] == 5
+    load_run(tmp_path / "cli")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"prior": "data", "reg_weight": -1.0}, ">= 0"),
+        ({"prior": "mixed", "reg_weight": 5.0}, "only applies to prior 'data'"),
+        ({"gen_steps": 0}, "gen_steps"),
+        ({"disc_steps": 0}, "disc_steps"),
+        ({"prior": "uniform"}, "unknown prior"),
+        ({"loss": "wasserstein"}, "unknown generator loss"),
+        ({"lr_gen": 0.0}, "lr_gen"),
+        ({"betas_disc": (0.5, 1.0)}, "betas_disc"),
+    ],
+)
+def test_bad_train_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GANTrainConfig(**kwargs)
+
+
+def test_gen_steps_default_follows_the_prior():
+    assert GANTrainConfig().gen_steps == 1
+    assert GANTrainConfig(prior="data").gen_steps == 2
+    assert GANTrainConfig(prior="data").reg_weight == 5.0
+
+
+def test_model_must_fit_the_data(tmp_path):
+    with pytest.raises(ValueError, match="expects"):
+        train_gan(tmp_path / "r", SMALL, small_train(), GANConfig(data_shape=(3,)), progress=False)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--prior", "data", "--reg-weight", "-1"], ">= 0"),
+        (["--reg-weight", "2"], "--reg-weight"),
+        (["--gen-steps", "0"], "gen_steps"),
+        (["--prior", "uniform"], "invalid choice"),
+        (["--loss", "wasserstein"], "invalid choice"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    argv = ["train", "gan", "--steps", "2", "--out", str(tmp_path / "r"), "--no-progress", *extra]
+    try:
+        status = cli.main(argv)
+    except SystemExit as e:  # argparse rejects unknown choices itself
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
