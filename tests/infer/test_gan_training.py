@@ -127,30 +127,34 @@ def quality(samples):
     )
 
 
+def train_ring8_from_the_cli(out, *extra):
+    argv = ["train", "gan", "--data", "ring8", "--seed", "0", "--out", str(out), "--no-progress"]
+    assert cli.main([*argv, *extra]) == 0
+    history = read_history(out / "history.csv")
+    assert all(math.isfinite(v) for c in ("disc_loss", "gen_loss", "penalty") for v in history[c])
+    samples = torch.load(out / "samples.pt", weights_only=True)["samples"]
+    assert torch.isfinite(samples).all()
+    return samples
+
+
 @pytest.mark.parametrize("prior", ["mixed", "data"])
 @pytest.mark.parametrize("loss", ["nonsaturating", "minimax"])
-def test_trains_on_ring8_from_the_cli(tmp_path, prior, loss):
-    steps = 400 if (prior, loss) == ("mixed", "nonsaturating") else 100
-    argv = [
-        "train",
-        "gan",
-        "--data",
-        "ring8",
-        "--prior",
-        prior,
-        "--loss",
-        loss,
-        "--steps",
-        str(steps),
-    ]
-    argv += ["--seed", "0", "--out", str(tmp_path / "r"), "--no-progress"]
-    assert cli.main(argv) == 0
-    history = read_history(tmp_path / "r" / "history.csv")
-    assert all(math.isfinite(v) for c in ("disc_loss", "gen_loss", "penalty") for v in history[c])
-    samples = torch.load(tmp_path / "r" / "samples.pt", weights_only=True)["samples"]
-    assert torch.isfinite(samples).all()
-    if (prior, loss) == ("mixed", "nonsaturating"):
-        assert quality(samples) >= 0.5
+def test_trains_on_ring8_from_the_cli_without_nan(tmp_path, prior, loss):
+    train_ring8_from_the_cli(tmp_path / "r", "--prior", prior, "--loss", loss, "--steps", "150")
+
+
+def test_classic_gan_places_half_its_samples_on_the_ring8_modes(tmp_path):
+    # With modes of std 0.01, Adam at lr 1e-3 for both nets keeps the generator
+    # jittering by more than 3 std for thousands of iterations (high-quality fraction
+    # swinging between 0 and 0.6); a generator 10x slower than the discriminator,
+    # on larger batches, sharpens steadily instead (0.47 at 2000 iterations, 0.63 at
+    # 3000 with this seed).
+    samples = train_ring8_from_the_cli(
+        tmp_path / "r",
+        *("--steps", "3000", "--lr-gen", "1e-4", "--lr-disc", "1e-3", "--batch-size", "512"),
+        *("--checkpoint-every", "3000"),
+    )
+    assert quality(samples) >= 0.5
 
 
 def test_trains_on_images_from_the_cli(tmp_path):
