@@ -18,8 +18,8 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/pyro-vigen train vae --data ring8 --steps 3000 --seed 0 --out runs/demo/vae --overwrite
-	@echo "demo run directory: runs/demo/vae"
+	$(BIN)/pyro-vigen compare --data ring8 --seeds 3 --out runs/demo
+	@echo "open runs/demo/report.html (summary: runs/demo/summary.json, Markdown: runs/demo/report.md)"
 
 test: install
 	scripts/ensure-chromium.sh

@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     p.add_argument("--out", required=True, help="folder for the runs, report.html and summary.json")
     p.add_argument(
-        "--steps", type=int, default=2000, help="training steps of every run (default 2000)"
+        "--steps", type=int, default=1200, help="training steps of every run (default 1200)"
     )
     p.add_argument(
         "--num-samples", type=int, default=5000, help="samples per diagnosis (default 5000)"

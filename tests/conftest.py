@@ -1,5 +1,9 @@
 import pyro
 import pytest
+import torch
+
+# The nets in tests are tiny: one thread is faster than two fighting over the cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

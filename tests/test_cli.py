@@ -129,9 +129,7 @@ def test_bad_arguments_give_one_line_and_status_2(cli, tmp_path, args, pattern):
 def test_bad_data_files_from_the_cli(cli, tmp_path, content, pattern):
     path = tmp_path / "data.csv"
     path.write_text(content)
-    result = cli(
-        "train", "vae", "--data", str(path), "--out", str(tmp_path / "r"), "--no-progress"
-    )
+    result = cli("train", "vae", "--data", str(path), "--out", str(tmp_path / "r"), "--no-progress")
     assert_one_line_error(result, pattern)
     assert not (tmp_path / "r").exists()
 
@@ -154,9 +152,7 @@ def test_existing_run_and_bad_checkpoint_from_the_cli(cli, tmp_path):
     assert cli(*base).returncode == 0
     checkpoint = (tmp_path / "r" / "checkpoint.pt").read_bytes()
     assert_one_line_error(cli(*base), "already holds a run")
-    assert_one_line_error(
-        cli(*base, "--resume", "--lr", "0.1"), r"settings differ in train\.lr"
-    )
+    assert_one_line_error(cli(*base, "--resume", "--lr", "0.1"), r"settings differ in train\.lr")
     assert_one_line_error(
         cli(*base, "--data", "grid25", "--resume"), r"settings differ in data\.name"
     )

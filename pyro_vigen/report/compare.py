@@ -81,7 +81,7 @@ def compare(
     seeds: int,
     out: str | os.PathLike,
     *,
-    steps: int = 2000,
+    steps: int = 1200,
     num_samples: int = 5000,
     workers: int | None = None,
     progress: bool = True,
