@@ -78,6 +78,22 @@ def _data_config(args: argparse.Namespace):
     )
 
 
+def _train(train_fn, args: argparse.Namespace, train, model) -> int:
+    """Run ``train_vae`` or ``train_gan`` with the options every ``train`` command shares."""
+    train_fn(
+        args.out,
+        _data_config(args),
+        train,
+        model,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        download=args.download,
+    )
+    print(f"run directory: {args.out}")
+    return 0
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from .data import list_datasets
 
@@ -104,18 +120,7 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
     model = VAEConfig(
         latent_dim=args.latent_dim, hidden=args.hidden, likelihood=args.likelihood, scale=args.scale
     )
-    train_vae(
-        args.out,
-        _data_config(args),
-        train,
-        model,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        download=args.download,
-    )
-    print(f"run directory: {args.out}")
-    return 0
+    return _train(train_vae, args, train, model)
 
 
 def _cmd_train_gan(args: argparse.Namespace) -> int:
@@ -137,18 +142,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         device=args.device,
     )
     model = GANConfig(noise_dim=args.noise_dim, hidden=args.hidden, obs_scale=args.obs_scale)
-    train_gan(
-        args.out,
-        _data_config(args),
-        train,
-        model,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        download=args.download,
-    )
-    print(f"run directory: {args.out}")
-    return 0
+    return _train(train_gan, args, train, model)
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:

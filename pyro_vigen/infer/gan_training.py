@@ -11,13 +11,13 @@ import torch
 from pyro.infer import SVI
 
 from ..config import Config, require_positive
-from ..data import DataConfig, Dataset, load_dataset
+from ..data import DataConfig, load_dataset
 from ..models import GANConfig, VariationalGAN
 from .discriminator_elbo import DiscriminatorELBO
 from .generator_elbo import GENERATOR_LOSSES, GeneratorELBO, resolve_reg_weight
 from .loop import BatchSampler, fit, resolve_device
 from .run import RunDir
-from .vae_training import run_config
+from .vae_training import resolve_data_shape, run_config
 
 
 @dataclasses.dataclass
@@ -89,18 +89,6 @@ class GANTrainConfig(Config):
             )
 
 
-def resolve_gan_config(model: GANConfig | None, dataset: Dataset) -> GANConfig:
-    """Fill the data shape from the data when it is ``None``, and check it."""
-    model = model or GANConfig()
-    if model.data_shape is None:
-        model = GANConfig.from_dict({**model.to_dict(), "data_shape": dataset.shape})
-    if tuple(model.data_shape) != dataset.shape:
-        raise ValueError(
-            f"data points of {dataset.name!r} have shape {dataset.shape}, but the model expects {tuple(model.data_shape)}"
-        )
-    return model
-
-
 def train_gan(
     out: str | os.PathLike,
     data: DataConfig,
@@ -133,7 +121,7 @@ def train_gan(
     """
     device = resolve_device(train.device)
     dataset = load_dataset(data, download=download)
-    model = resolve_gan_config(model, dataset)
+    model = resolve_data_shape(model or GANConfig(), dataset)
     run = RunDir(out)
     resuming = run.prepare(
         run_config("gan", data, model, train), resume=resume, overwrite=overwrite

@@ -11,7 +11,7 @@ import torch
 from pyro.infer import SVI, JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 
 from .. import __version__
-from ..config import Config, require_positive
+from ..config import C, Config, require_positive
 from ..data import DataConfig, Dataset, load_dataset
 from ..models import VAE, VAEConfig
 from .loop import BatchSampler, fit, resolve_device
@@ -68,11 +68,13 @@ def make_elbo(name: str, num_particles: int = 1) -> pyro.infer.ELBO:
     )
 
 
-def resolve_vae_config(model: VAEConfig | None, dataset: Dataset) -> VAEConfig:
-    """Fill the settings left ``None`` from the data and check the data shape."""
-    model = model or VAEConfig()
+def resolve_data_shape(model: C, dataset: Dataset) -> C:
+    """Fill a model config's ``data_shape`` from the data when it is ``None``, and check it.
+
+    Shared by every model kind: their configs all carry the shape of one data point.
+    """
     if model.data_shape is None:
-        model = VAEConfig.from_dict({**model.to_dict(), "data_shape": dataset.shape})
+        model = type(model).from_dict({**model.to_dict(), "data_shape": dataset.shape})
     if tuple(model.data_shape) != dataset.shape:
         raise ValueError(
             f"data points of {dataset.name!r} have shape {dataset.shape}, but the model expects {tuple(model.data_shape)}"
@@ -131,7 +133,7 @@ def train_vae(
     """
     device = resolve_device(train.device)
     dataset = load_dataset(data, download=download)
-    model = resolve_vae_config(model, dataset)
+    model = resolve_data_shape(model or VAEConfig(), dataset)
     run = RunDir(out)
     resuming = run.prepare(
         run_config("vae", data, model, train), resume=resume, overwrite=overwrite
