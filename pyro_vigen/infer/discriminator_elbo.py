@@ -65,7 +65,33 @@ def label_mean(log_q: torch.Tensor, y: torch.Tensor, label: int) -> torch.Tensor
     return log_q[rows].mean()
 
 
-class DiscriminatorELBO(ELBO):
+class PhaseELBO(ELBO):
+    """An objective of one GAN phase: ``loss``, ``loss_and_grads`` and
+    ``differentiable_loss`` from one ``_loss`` returning the loss and the parameters
+    that phase moves (so the gradient reaches those and no others).
+    """
+
+    def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """The phase's loss as a tensor (see the class for which parameters it reaches)."""
+        return self._loss(model, guide, args, kwargs)[0]
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """The phase's loss, evaluated without gradient."""
+        with torch.no_grad():
+            return self._loss(model, guide, args, kwargs)[0].item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """The phase's loss, its gradient accumulated into this phase's parameters only."""
+        loss, params = self._loss(model, guide, args, kwargs)
+        if params:
+            loss.backward(inputs=params)
+        return loss.item()
+
+
+class DiscriminatorELBO(PhaseELBO):
     r"""The discriminator phase: :math:`\max_\phi \mathbb{E}_{p_\theta(x|y)p(y)}[\log q_\phi(y|x)]`.
 
     With :math:`q_\phi(y=1|x) = D(x) = \sigma(D_\phi(x))`, its loss on a labelled batch is
@@ -107,19 +133,3 @@ class DiscriminatorELBO(ELBO):
         log_q = trace.nodes["y"]["log_prob"]
         loss = -(label_mean(log_q, y, 1) + label_mean(log_q, y, 0))
         return loss, param_leaves(trace)
-
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        """:math:`L_D` as a tensor that gradients flow through to :math:`\\phi` only."""
-        return self._loss(model, guide, args, kwargs)[0]
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        """:math:`L_D`, evaluated without gradient."""
-        with torch.no_grad():
-            return self._loss(model, guide, args, kwargs)[0].item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        """:math:`L_D`, and its gradient accumulated into the guide's parameters only."""
-        loss, params = self._loss(model, guide, args, kwargs)
-        if params:
-            loss.backward(inputs=params)
-        return loss.item()

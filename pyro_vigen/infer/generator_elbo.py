@@ -6,10 +6,9 @@ import math
 
 import pyro.poutine as poutine
 import torch
-from pyro.infer import ELBO
 from pyro.poutine import Trace
 
-from .discriminator_elbo import guide_trace, labelled_batch, param_leaves
+from .discriminator_elbo import PhaseELBO, guide_trace, labelled_batch, param_leaves
 
 PRIORS = ("mixed", "data")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
@@ -41,7 +40,7 @@ def resolve_reg_weight(prior: str, reg_weight: float | None) -> float | None:
     return float(reg_weight)
 
 
-class GeneratorELBO(ELBO):
+class GeneratorELBO(PhaseELBO):
     r"""The generator phase: :math:`\max_\theta \mathbb{E}_{p_\theta(x|y)p(y)}[\log q^r_\phi(y|x)]`.
 
     :math:`q^r_\phi(y|x) = q_\phi(1-y|x)` is the discriminator with the label reversed.
@@ -86,6 +85,9 @@ class GeneratorELBO(ELBO):
     The guide runs with its parameters hidden from outer handlers, and gradients are
     accumulated into the model's parameters only, so under :meth:`pyro.infer.SVI.step`
     this phase never moves :math:`\phi` and leaves ``grad`` of :math:`\phi` untouched.
+    The graph of :meth:`differentiable_loss` runs through the discriminator too:
+    ``backward()`` on it fills :math:`\phi`'s gradients as well, unless called with
+    ``inputs=`` the generator's parameters (as :meth:`loss_and_grads` does).
 
     :param str prior: ``"mixed"`` or ``"data"``.
     :param float reg_weight: :math:`\lambda` of the data prior (``None``: 5.0); giving
@@ -174,24 +176,3 @@ class GeneratorELBO(ELBO):
             penalty = self.reg_weight * diff.pow(2).flatten(1).sum(-1).mean()
         self.last_penalty = penalty.item()
         return loss + penalty, param_leaves(model_trace)
-
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        """:math:`L_G` (plus the penalty) as a tensor.
-
-        Its graph runs through the discriminator too: ``backward()`` on it fills
-        :math:`\\phi`'s gradients as well, unless called with ``inputs=`` the
-        generator's parameters (as :meth:`loss_and_grads` does).
-        """
-        return self._loss(model, guide, args, kwargs)[0]
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        """:math:`L_G` (plus the penalty), evaluated without gradient."""
-        with torch.no_grad():
-            return self._loss(model, guide, args, kwargs)[0].item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        """:math:`L_G` (plus the penalty), its gradient accumulated into the model's parameters only."""
-        loss, params = self._loss(model, guide, args, kwargs)
-        if params:
-            loss.backward(inputs=params)
-        return loss.item()
