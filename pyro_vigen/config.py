@@ -11,6 +11,8 @@ import dataclasses
 import json
 from typing import Any, TypeVar
 
+__all__ = ["Config", "require_positive"]
+
 C = TypeVar("C", bound="Config")
 
 

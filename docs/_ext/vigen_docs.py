@@ -1,0 +1,180 @@
+"""Local Sphinx directives of the pyro_vigen docs.
+
+``.. cli-help::`` renders the ``--help`` text of every ``pyro-vigen`` command and
+sub-command straight from :func:`pyro_vigen.cli.build_parser`, so the CLI reference
+cannot drift from the code.
+
+``.. benchmark-results::`` renders ``benchmarks/results.json`` (written by
+``make bench``) as a table when the file exists, and a note saying how to produce it
+when it does not. It never invents numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.util.docutils import SphinxDirective
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            # choices keeps insertion order; aliases would repeat a parser, so dedupe.
+            seen, out = set(), []
+            for name, sub in action.choices.items():
+                if id(sub) not in seen:
+                    seen.add(id(sub))
+                    out.append((name, sub))
+            return out
+    return []
+
+
+def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...]):
+    yield path, parser
+    for name, sub in _subparsers(parser):
+        yield from _walk(sub, path + (name,))
+
+
+class CliHelp(SphinxDirective):
+    """Emit one section per command: a title and its ``format_help()`` as a literal block."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        from pyro_vigen.cli import build_parser
+
+        old = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "88"  # stable wrapping, independent of the terminal
+        try:
+            parser = build_parser()
+            result: list[nodes.Node] = []
+            for path, sub in _walk(parser, ("pyro-vigen",)):
+                title = " ".join(path)
+                section = nodes.section(ids=[nodes.make_id("cli " + title)])
+                section += nodes.title(text=title)
+                text = sub.format_help().rstrip()
+                block = nodes.literal_block(text, text)
+                block["language"] = "text"
+                section += block
+                result.append(section)
+        finally:
+            if old is None:
+                os.environ.pop("COLUMNS", None)
+            else:
+                os.environ["COLUMNS"] = old
+        self.env.note_dependency(str(ROOT / "pyro_vigen" / "cli.py"))
+        return result
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "pass" if value else "FAIL"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+class BenchmarkResults(SphinxDirective):
+    """Render benchmarks/results.json as a table, or say how to produce it."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        path = ROOT / "benchmarks" / "results.json"
+        self.env.note_dependency(str(path))
+        if not path.exists():
+            para = nodes.paragraph(
+                text="benchmarks/results.json does not exist in this checkout: run "
+                "`make bench` and rebuild the docs to see this machine's numbers here."
+            )
+            return [nodes.note("", para)]
+        data = json.loads(path.read_text())
+        header = ["benchmark", "ours", "baseline", "ratio", "unit", "goal", "result"]
+        rows = []
+        for name, r in data.get("results", {}).items():
+            ours, base = r.get("ours"), r.get("baseline")
+            ratio = ours / base if isinstance(ours, (int, float)) and base else None
+            rows.append(
+                [
+                    name,
+                    _fmt(ours),
+                    _fmt(base),
+                    "" if ratio is None else f"{ratio:.2f}",
+                    _fmt(r.get("unit", "")),
+                    _fmt(r.get("goal", "")),
+                    _fmt(r.get("ok", "")),
+                ]
+            )
+        table = nodes.table()
+        group = nodes.tgroup(cols=len(header))
+        table += group
+        for _ in header:
+            group += nodes.colspec(colwidth=1)
+        thead = nodes.thead()
+        group += thead
+        tbody = nodes.tbody()
+        group += tbody
+
+        def _row(cells):
+            row = nodes.row()
+            for cell in cells:
+                entry = nodes.entry()
+                entry += nodes.paragraph(text=cell)
+                row += entry
+            return row
+
+        thead += _row(header)
+        for r in rows:
+            tbody += _row(r)
+        out: list[nodes.Node] = [table]
+        machine = data.get("machine")
+        if machine:
+            desc = ", ".join(f"{k}: {v}" for k, v in machine.items())
+            out.append(nodes.paragraph(text=f"Machine of these numbers: {desc}."))
+        return out
+
+
+# Packages whose ``__all__`` the API reference must cover.
+PUBLIC_PACKAGES = (
+    "pyro_vigen.config",
+    "pyro_vigen.data",
+    "pyro_vigen.nets",
+    "pyro_vigen.models",
+    "pyro_vigen.infer",
+    "pyro_vigen.diagnostics",
+    "pyro_vigen.report",
+)
+
+
+def check_public_names(app, env) -> None:
+    """Warn (an error under -W) for a public name that the API reference does not document."""
+    import importlib
+
+    from sphinx.util import logging
+
+    documented = {name for name, *_ in env.get_domain("py").get_objects()}
+    for package in PUBLIC_PACKAGES:
+        module = importlib.import_module(package)
+        names = getattr(module, "__all__", None) or [
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_") and getattr(v, "__module__", None) == package
+        ]
+        for name in names:
+            if f"{package}.{name}" not in documented:
+                logging.getLogger(__name__).warning(
+                    f"{package}.{name} is public but missing from the API reference"
+                )
+
+
+def setup(app):
+    app.add_directive("cli-help", CliHelp)
+    app.add_directive("benchmark-results", BenchmarkResults)
+    app.connect("env-check-consistency", check_public_names)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
