@@ -18,7 +18,15 @@ C = TypeVar("C", bound="Config")
 
 @dataclasses.dataclass
 class Config:
-    """Base class: ``to_dict``/``from_dict`` and ``to_json``/``from_json``."""
+    """Base class: ``to_dict``/``from_dict`` and ``to_json``/``from_json``.
+
+    Example::
+
+        from pyro_vigen.models import VAEConfig
+        config = VAEConfig(data_shape=(2,), latent_dim=4)
+        VAEConfig.from_json(config.to_json()) == config   # True: tuples come back as tuples
+        config.replace(latent_dim=8).latent_dim           # 8
+    """
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,7 +72,19 @@ def _is_tuple_field(field: dataclasses.Field) -> bool:
 
 
 def require_positive(name: str, value: float, *, integer: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive number (an int if ``integer``)."""
+    """Raise ``ValueError`` unless ``value`` is a positive number (an int if ``integer``).
+
+    :param str name: the setting's name, for the error message.
+    :param value: the value to check.
+    :param bool integer: require an ``int`` (``bool`` is refused either way).
+    :raises ValueError: ``value`` is not positive, or not an integer when one is required.
+
+    Example::
+
+        from pyro_vigen.config import require_positive
+        require_positive("lr", 1e-3)                   # passes
+        require_positive("steps", 2.5, integer=True)   # ValueError: steps must be a positive integer
+    """
     if integer and (isinstance(value, bool) or not isinstance(value, int)):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:

@@ -26,6 +26,13 @@ class DataConfig(Config):
     :param str data_root: folder holding MNIST's files (``mnist`` only).
     :param float holdout: fraction of the points held out of training for evaluation,
         chosen at random with ``seed``; ``load_dataset(..., split="holdout")`` returns them.
+
+    Example::
+
+        from pyro_vigen.data import DataConfig, load_dataset
+        config = DataConfig("grid25", num_points=2000, holdout=0.2)
+        load_dataset(config).x.shape                   # torch.Size([1600, 2])
+        load_dataset(config, split="holdout").x.shape  # torch.Size([400, 2])
     """
 
     name: str = "ring8"
@@ -44,10 +51,18 @@ class DataConfig(Config):
 class Dataset:
     """Data ready for a model.
 
+    :ivar str name: the dataset's name (the file's stem for the user's own file).
     :ivar torch.Tensor x: ``(N, D)`` points or ``(N, C, H, W)`` images in [0, 1].
     :ivar str source: where the data came from, for reports.
     :ivar GaussianMixture mixture: the exact distribution, for toy mixtures.
     :ivar torch.Tensor labels: class labels where the data has them.
+
+    Example::
+
+        from pyro_vigen.data import load_dataset
+        digits = load_dataset("digits", split="all")
+        len(digits), digits.shape, digits.is_image    # (1797, (1, 8, 8), True)
+        digits.labels[:5]                             # tensor([0, 1, 2, 3, 4])
     """
 
     name: str
@@ -71,6 +86,21 @@ class Dataset:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
+    """A registry entry of :data:`DATASETS`.
+
+    :ivar str name: the name :func:`load_dataset` takes.
+    :ivar str description: one line for ``pyro-vigen datasets``.
+    :ivar str source: where the data comes from.
+    :ivar loader: ``loader(config, download) -> Dataset``, all the points (no split).
+
+    Example::
+
+        from pyro_vigen.data import DATASETS, DataConfig
+        info = DATASETS["ring8"]
+        info.description                                   # '8 Gaussians on the unit circle, std 0.01'
+        ring = info.loader(DataConfig(num_points=500), False)  # all 500 points, no split
+    """
+
     name: str
     description: str
     source: str
@@ -140,7 +170,15 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def list_datasets() -> list[DatasetInfo]:
-    """Every registered dataset, with where it comes from."""
+    """Every registered dataset, with where it comes from.
+
+    :returns: the :class:`DatasetInfo` of each entry of :data:`DATASETS`, in registry order.
+
+    Example::
+
+        from pyro_vigen.data import list_datasets
+        [info.name for info in list_datasets()]   # ['ring8', 'grid25', 'digits', 'mnist', 'mnist5k']
+    """
     return list(DATASETS.values())
 
 
@@ -156,6 +194,14 @@ def load_dataset(
     :param str split: ``"train"`` (all but the held-out points), ``"holdout"`` or ``"all"``.
     :param bool download: let ``mnist`` fetch its files if they are absent.
     :raises ValueError: unknown name, unreadable or invalid file.
+    :returns: the :class:`Dataset` of the chosen split.
+
+    Example::
+
+        from pyro_vigen.data import load_dataset
+        x = load_dataset("ring8").x                        # (9000, 2) training split
+        x_test = load_dataset("ring8", split="holdout").x  # (1000, 2) held-out points
+        digits = load_dataset("digits")                    # 8x8 images in [0, 1], with labels
     """
     if isinstance(config, str):
         config = DataConfig(name=config)
@@ -252,7 +298,19 @@ def _load_array_file(path: Path) -> Dataset:
 
 
 def check_finite(x: torch.Tensor, what: str) -> None:
-    """Raise ``ValueError`` saying how many values of ``x`` are NaN or inf, and where."""
+    """Raise ``ValueError`` saying how many values of ``x`` are NaN or inf, and where.
+
+    :param torch.Tensor x: the values to check.
+    :param str what: what ``x`` is, for the error message.
+    :raises ValueError: ``x`` holds NaN or inf.
+
+    Example::
+
+        import torch
+        from pyro_vigen.data import check_finite
+        check_finite(torch.ones(3, 2), "x")                      # passes
+        check_finite(torch.tensor([[0.0, float("nan")]]), "x")   # ValueError: x: 1 value(s) are NaN ...
+    """
     bad = ~torch.isfinite(x)
     count = int(bad.sum())
     if count:

@@ -17,6 +17,14 @@ class GaussianMixture:
     :param str name: name used in reports.
     :param torch.Tensor centers: ``(K, D)`` component means.
     :param float std: per-axis standard deviation of every component.
+
+    Example::
+
+        import torch
+        from pyro_vigen.data import GaussianMixture
+        pair = GaussianMixture("pair", torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), std=0.1)
+        x, labels = pair.sample(500, torch.Generator().manual_seed(0), return_labels=True)
+        pair.log_prob(x).shape                        # torch.Size([500])
     """
 
     def __init__(self, name: str, centers: torch.Tensor, std: float) -> None:
@@ -71,14 +79,34 @@ class GaussianMixture:
 
 
 def ring8() -> GaussianMixture:
-    """8 Gaussians evenly spaced on the unit circle, standard deviation 0.01 per axis."""
+    """8 Gaussians evenly spaced on the unit circle, standard deviation 0.01 per axis.
+
+    :returns: the :class:`GaussianMixture`, named ``"ring8"``.
+
+    Example::
+
+        from pyro_vigen.data import ring8
+        mixture = ring8()
+        x = mixture.sample(1000)           # (1000, 2)
+        mixture.entropy(20_000)            # about (-4.29, 0.007): log 8 + log(2 pi e 0.01^2) = -4.29
+    """
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     centers = torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
     return GaussianMixture("ring8", centers.float(), 0.01)
 
 
 def grid25() -> GaussianMixture:
-    """25 Gaussians on the grid {-4, -2, 0, 2, 4}^2, standard deviation 0.05 per axis."""
+    """25 Gaussians on the grid {-4, -2, 0, 2, 4}^2, standard deviation 0.05 per axis.
+
+    :returns: the :class:`GaussianMixture`, named ``"grid25"``.
+
+    Example::
+
+        from pyro_vigen.data import grid25
+        mixture = grid25()
+        mixture.num_modes, mixture.dim    # (25, 2)
+        x = mixture.sample(1000)          # (1000, 2)
+    """
     axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
     centers = torch.cartesian_prod(axis, axis)
     return GaussianMixture("grid25", centers, 0.05)

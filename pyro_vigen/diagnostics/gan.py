@@ -44,6 +44,16 @@ def discriminator_estimates(
     :param data: data points as the discriminator was trained on them.
     :param generated: points drawn from the generator.
     :raises ValueError: an empty set, or logits that are NaN or inf.
+    :returns: ``{"disc_kl_forward": float, "disc_kl_reverse": float, "jsd": float}``.
+
+    Example::
+
+        from pyro_vigen.data import load_dataset
+        from pyro_vigen.diagnostics import discriminator_estimates
+        from pyro_vigen.infer import load_run
+        config, gan = load_run("runs/gan")
+        est = discriminator_estimates(gan, load_dataset("ring8").x, gan.sample(5000))
+        est["disc_kl_forward"], est["disc_kl_reverse"], est["jsd"]
     """
     real = _logits(gan, data, "data")
     fake = _logits(gan, generated, "generated")

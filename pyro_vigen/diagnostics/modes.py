@@ -36,6 +36,14 @@ def mode_coverage(samples: Samples, centers: Samples, std: float, threshold: flo
         is scored as badly as one that produces a single mode.
     :raises ValueError: dimensions that differ, NaN/inf, non-positive ``std`` or
         ``threshold``.
+
+    Example::
+
+        from pyro_vigen.data import ring8
+        from pyro_vigen.diagnostics import mode_coverage
+        mixture = ring8()
+        cov = mode_coverage(mixture.sample(2000), mixture.centers, mixture.std)
+        cov["modes_captured"], cov["hq_fraction"]     # (8, about 0.99)
     """
     x = as_points(samples, "samples")
     c = as_points(centers, "centers")
@@ -63,6 +71,13 @@ def label_coverage(labels: Samples, num_modes: int, high_quality: np.ndarray | N
     :param int num_modes: number of modes K.
     :param high_quality: ``(N,)`` booleans; ``None`` counts every sample.
     :returns: the dict of :func:`mode_coverage`.
+
+    Example::
+
+        import numpy as np
+        from pyro_vigen.diagnostics import label_coverage
+        cov = label_coverage(np.array([0, 0, 1, 3]), num_modes=4)
+        cov["modes_captured"], cov["counts"]    # (3, [2, 1, 0, 1])
     """
     require_positive("num_modes", num_modes, integer=True)
     labels = np.asarray(labels).reshape(-1)

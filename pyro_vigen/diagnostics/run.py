@@ -96,6 +96,12 @@ def diagnose(
     :returns: the metrics written to ``metrics.json``.
     :raises ValueError: not a run directory, no or a bad checkpoint, an unknown model
         kind, NaN/inf model samples.
+
+    Example::
+
+        from pyro_vigen.diagnostics import diagnose
+        metrics = diagnose("runs/vae", num_samples=2000)   # a run written by train_vae
+        metrics["kl_forward"], metrics["kl_reverse"], metrics["modes_captured"]
     """
     require_positive("num_samples", num_samples, integer=True)
     require_positive("kl_particles", kl_particles, integer=True)

@@ -45,6 +45,13 @@ def psis_khat(log_weights: torch.Tensor | np.ndarray) -> np.ndarray:
         rounding (100 units in the last place of their magnitude: the guide is the exact
         posterior), the weights are constant, there is no tail to fit, and ArviZ's fit of
         the rounding noise returns anything up to inf; such points get 0 ("reliable").
+
+    Example::
+
+        import torch
+        from pyro_vigen.diagnostics import psis_khat
+        log_w = torch.randn(1000, 5) * 0.5     # 1000 particles at each of 5 points
+        psis_khat(log_w)                       # 5 values, all below 0.5: reliable
     """
     import arviz
 
@@ -73,6 +80,14 @@ def vi_metrics(log_weights: torch.Tensor, *, data_entropy: float | None = None) 
     :returns: ``elbo`` and ``iwae`` (means over the N points), ``iwae_particles`` (K),
         ``khat_mean``, ``khat_frac_over_0_7``, ``khat`` (the ``(N,)`` array) and, with
         ``data_entropy``, ``joint_kl``.
+    :param log_weights: ``(K, N)`` log-weights, K particles for each of N data points.
+
+    Example::
+
+        from pyro_vigen.diagnostics import vi_metrics
+        log_w = vae.log_weights(x[:200], 100)    # (100, 200): vae from load_run, x its data
+        m = vi_metrics(log_w)
+        m["elbo"] <= m["iwae"], m["khat_mean"]   # (True, ...)
     """
     lw = torch.as_tensor(log_weights, dtype=torch.float64)
     if lw.dim() != 2:
@@ -107,5 +122,17 @@ def vi_quality(
     :param x: ``(N, ...)`` data points as the model sees them (binarised for a
         Bernoulli likelihood); draws of :math:`p_{data}` for ``joint_kl``.
     :param int num_particles: importance samples per point (K).
+    :param VAE vae: the trained model.
+    :param float data_entropy: :math:`H[p_{data}]` in nats, where known (gives ``joint_kl``).
+    :returns: the dict of :func:`vi_metrics`.
+
+    Example::
+
+        from pyro_vigen.data import load_dataset, ring8
+        from pyro_vigen.diagnostics import vi_quality
+        from pyro_vigen.infer import load_run
+        config, vae = load_run("runs/vae")
+        x, entropy = load_dataset("ring8").x[:200], ring8().entropy()[0]
+        vi_quality(vae, x, num_particles=100, data_entropy=entropy)["joint_kl"]
     """
     return vi_metrics(vae.log_weights(x, num_particles), data_entropy=data_entropy)

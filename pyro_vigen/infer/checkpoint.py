@@ -16,7 +16,16 @@ FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that is missing, truncated, or not one of this library's."""
+    """A checkpoint file that is missing, truncated, or not one of this library's.
+
+    Example::
+
+        from pyro_vigen.infer import CheckpointError, load_checkpoint
+        try:
+            load_checkpoint("runs/vae/checkpoint.pt", kind="gan")
+        except CheckpointError as e:    # a ValueError
+            print(e)                    # runs/vae/checkpoint.pt holds a 'vae' model, expected 'gan'
+    """
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -57,6 +66,18 @@ def load_checkpoint(
     """Read a checkpoint with ``weights_only=True`` and check that it is one of ours.
 
     :raises CheckpointError: missing, unreadable, foreign or of another model kind.
+    :param path: the checkpoint file.
+    :param str kind: the model kind it must hold; ``None`` accepts any.
+    :param map_location: where tensors are loaded, as for :func:`torch.load`.
+    :returns: the checkpoint's dict: ``step``, ``wall_time``, ``model`` (the state dict),
+        ``optim``, ``sampler``, ``rng`` and the format fields.
+
+    Example::
+
+        from pyro_vigen.infer import load_checkpoint
+        state = load_checkpoint("runs/vae/checkpoint.pt", kind="vae")
+        state["step"]                 # the step it was written at
+        vae.load_state_dict(state["model"])   # vae: a VAE of the run's config
     """
     path = Path(path)
     if not path.is_file():

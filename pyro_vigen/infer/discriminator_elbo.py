@@ -113,6 +113,14 @@ class DiscriminatorELBO(PhaseELBO):
     optimiser and receive gradients: this phase never moves :math:`\theta`. One particle:
     the batch is the Monte Carlo sample.
 
+    Example::
+
+        from pyro_vigen.data import load_dataset
+        from pyro_vigen.infer import DiscriminatorELBO
+        from pyro_vigen.models import GANConfig, VariationalGAN
+        gan, x = VariationalGAN(GANConfig(data_shape=(2,))), load_dataset("ring8").x[:256]
+        DiscriminatorELBO().loss(gan.model, gan.guide, x)   # about 2 log 2 = 1.39 at initialisation
+
     References:
     [1] Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
     [2] Hu et al., "On Unifying Deep Generative Models", ICLR 2018.

@@ -30,6 +30,8 @@ class GANTrainConfig(Config):
     :class:`~pyro_vigen.infer.GeneratorELBO`).
 
     :param int steps: training iterations.
+    :param int batch_size: data points per minibatch (and as many generated ones).
+    :param int disc_steps: discriminator steps per iteration.
     :param int gen_steps: generator steps per snapshot; ``None`` takes 2 for
         ``prior="data"`` (the penalty needs at least 2 to act) and 1 for ``"mixed"``.
         For a fair ablation of the penalty, give both priors the same number.
@@ -38,7 +40,21 @@ class GANTrainConfig(Config):
     :param float reg_weight: the data prior's :math:`\\lambda` (``None``: 5.0); an error
         with ``prior="mixed"``.
     :param str loss: ``"nonsaturating"`` or ``"minimax"`` generator loss.
-    :param tuple betas_disc: Adam's betas of the discriminator (``betas_gen`` likewise).
+    :param float lr_disc: Adam's learning rate of the discriminator.
+    :param float lr_gen: Adam's learning rate of the generator.
+    :param tuple betas_disc: Adam's betas of the discriminator.
+    :param tuple betas_gen: Adam's betas of the generator.
+    :param int seed: seed of the initialisation, the minibatches, z and the saved samples.
+    :param int checkpoint_every: iterations between checkpoints.
+    :param int num_saved_samples: generator samples saved to ``samples.pt`` at the end.
+    :param str device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see
+        :func:`resolve_device`).
+
+    Example::
+
+        from pyro_vigen.infer import GANTrainConfig
+        train = GANTrainConfig(steps=2000, prior="data", reg_weight=5.0)
+        train.gen_steps                    # 2, the data prior's default
     """
 
     steps: int = 10_000
@@ -118,6 +134,17 @@ def train_gan(
     :param overwrite: replace a run already in ``out``.
     :returns: the trained model.
     :raises TrainingDiverged: a loss became NaN or infinite (the last checkpoint stays).
+    :param DataConfig data: the data.
+    :param GANTrainConfig train: the optimisation settings.
+    :param bool progress: show a progress bar.
+    :param bool download: let ``mnist`` fetch its files.
+
+    Example::
+
+        from pyro_vigen.data import DataConfig
+        from pyro_vigen.infer import GANTrainConfig, train_gan
+        gan = train_gan("runs/gan", DataConfig("ring8"), GANTrainConfig(steps=200, prior="data"))
+        samples = gan.sample(1000)     # (1000, 2); the run is in runs/gan
     """
     device = resolve_device(train.device)
     dataset = load_dataset(data, download=download)

@@ -97,6 +97,15 @@ class GeneratorELBO(PhaseELBO):
     :ivar float last_penalty: the penalty term of the most recent evaluation (0 under
         the mixed prior), for logging; the losses returned include it.
 
+    Example::
+
+        import pyro
+        from pyro_vigen.infer import GeneratorELBO
+        elbo = GeneratorELBO(prior="data", reg_weight=5.0)   # gan, x as for DiscriminatorELBO
+        svi_g = pyro.infer.SVI(gan.model, gan.guide, pyro.optim.Adam({"lr": 1e-3}), elbo)
+        elbo.snapshot(gan.model, x)     # once per iteration, before its generator steps
+        svi_g.step(x), svi_g.step(x)    # the penalty acts from the second step on
+
     References:
     [1] Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
     [2] Hu et al., "On Unifying Deep Generative Models", ICLR 2018.

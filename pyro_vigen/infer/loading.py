@@ -25,6 +25,15 @@ def load_run(
 
     :returns: ``(config, model)``, ``config`` being ``config.json`` as a dict.
     :raises ValueError: not a run directory, unknown model kind, missing or bad checkpoint.
+    :param path: the run directory.
+    :param map_location: the device the model is loaded onto.
+
+    Example::
+
+        from pyro_vigen.infer import load_run
+        config, vae = load_run("runs/vae")
+        config["kind"], config["train"]["steps"]    # ('vae', 200)
+        vae.sample(1000).shape                      # torch.Size([1000, 2])
     """
     run = RunDir(path)
     config = run.read_config()

@@ -17,13 +17,34 @@ from .run import HISTORY, History, RunDir
 
 
 class TrainingDiverged(ValueError):
-    """A loss became NaN or infinite; the last complete checkpoint is left in place."""
+    """A loss became NaN or infinite; the last complete checkpoint is left in place.
+
+    Example::
+
+        from pyro_vigen.data import DataConfig
+        from pyro_vigen.infer import TrainingDiverged, VAETrainConfig, train_vae
+        try:
+            train_vae("runs/vae_lr", DataConfig("ring8"), VAETrainConfig(steps=100, lr=0.5))
+        except TrainingDiverged as e:   # if the loss becomes NaN or inf (a ValueError)
+            print(e)                    # e.g. "loss became nan at step 57; ..."
+    """
 
 
 class BatchSampler:
     """Minibatch indices, reshuffled every epoch, with a state a checkpoint can hold.
 
     The last incomplete batch of an epoch is dropped, so every batch has the same size.
+
+    :param int n: number of data points.
+    :param int batch_size: points per batch (at most ``n``).
+    :param int seed: seed of the shuffling.
+
+    Example::
+
+        from pyro_vigen.infer import BatchSampler
+        sampler = BatchSampler(1000, batch_size=256, seed=0)
+        idx = sampler.next()            # 256 indices; a new permutation every 3 batches
+        state = sampler.state_dict()    # sampler.load_state_dict(state) resumes from here
     """
 
     def __init__(self, n: int, batch_size: int, seed: int) -> None:
@@ -75,9 +96,29 @@ def fit(
     A resumed run restores parameters, optimiser moments, the sampler and every RNG, and
     so ends exactly where an uninterrupted run would.
 
+    :param RunDir run: the run directory; ``history.csv`` and ``checkpoint.pt`` go there.
+    :param str kind: the model kind recorded in the checkpoint (``"vae"``, ``"gan"``).
+    :param module: the model; its ``state_dict`` is checkpointed.
+    :param dict optims: the Pyro optimisers by name, their state checkpointed.
+    :param BatchSampler sampler: the minibatch sampler ``step_fn`` draws from.
     :param step_fn: performs one training step and returns its scalar metrics, keyed by
         ``columns``.
+    :param list columns: the metric names, the columns of ``history.csv``.
+    :param int steps: the last step to run.
+    :param int checkpoint_every: steps between checkpoints (the last step is always saved).
+    :param bool resume: continue from ``run.checkpoint``.
+    :param bool progress: show a progress bar.
     :raises TrainingDiverged: a metric became NaN or infinite.
+
+    Example::
+
+        vae = VAE(VAEConfig(data_shape=(2,)))           # x: an (N, 2) tensor
+        optim, sampler = pyro.optim.Adam({"lr": 1e-3}), BatchSampler(len(x), 256, seed=0)
+        svi = SVI(vae.model, vae.guide, optim, Trace_ELBO())
+        RunDir("runs/custom").path.mkdir(parents=True, exist_ok=True)
+        fit(RunDir("runs/custom"), kind="vae", module=vae, optims={"svi": optim}, sampler=sampler,
+            step_fn=lambda step: {"loss": svi.step(x[sampler.next()], num_data=len(x)) / len(x)},
+            columns=["loss"], steps=100, checkpoint_every=50, resume=False)
     """
     start, wall0, last_ckpt = 0, 0.0, None
     if resume:
@@ -130,7 +171,18 @@ def _device_of(module: nn.Module) -> torch.device:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` picks CUDA where it exists; asking for CUDA without it is an error."""
+    """``"auto"`` picks CUDA where it exists; asking for CUDA without it is an error.
+
+    :param str name: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    :returns: the :class:`torch.device`.
+    :raises ValueError: an unknown name, or CUDA asked for where there is none.
+
+    Example::
+
+        from pyro_vigen.infer import resolve_device
+        resolve_device("auto")     # device(type='cuda') where CUDA exists, else device(type='cpu')
+        resolve_device("cpu")      # device(type='cpu')
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -25,7 +25,17 @@ RESUMABLE_CHANGES = {("train", "steps"), ("train", "device")}
 
 
 class RunDir:
-    """Paths and files of a run directory (see DESIGN.md, "Runs")."""
+    """Paths and files of a run directory (see DESIGN.md, "Runs").
+
+    :param path: the run directory's folder.
+
+    Example::
+
+        from pyro_vigen.infer import RunDir
+        run = RunDir("runs/vae")
+        run.read_config()["kind"]     # 'vae'
+        run.checkpoint                # PosixPath('runs/vae/checkpoint.pt')
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -135,7 +145,17 @@ class History:
 
 
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
-    """``history.csv`` as columns of floats."""
+    """``history.csv`` as columns of floats.
+
+    :param path: the ``history.csv`` file.
+    :returns: column name (``step``, the metrics, ``wall_time``) -> values, one per step.
+
+    Example::
+
+        from pyro_vigen.infer import read_history
+        history = read_history("runs/vae/history.csv")
+        history["step"][-1], history["loss"][-1]     # (200.0, ...): the last step's loss per point
+    """
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]

@@ -24,10 +24,25 @@ ELBOS = ("trace", "meanfield", "jit", "iwae")
 class VAETrainConfig(Config):
     """Optimisation settings of a VAE run.
 
+    :param int steps: SVI steps, one minibatch each.
+    :param int batch_size: points per minibatch (at most the data size).
+    :param float lr: Adam's learning rate.
     :param str elbo: ``trace`` (:class:`~pyro.infer.Trace_ELBO`), ``meanfield``
         (:class:`~pyro.infer.TraceMeanField_ELBO`, analytic KL), ``jit``
         (:class:`~pyro.infer.JitTrace_ELBO`) or ``iwae`` (:class:`~pyro.infer.RenyiELBO`
         with alpha = 0, the importance-weighted bound, over ``num_particles``).
+    :param int num_particles: particles per step (at least 2 for ``iwae``).
+    :param int seed: seed of the initialisation, the minibatches and the saved samples.
+    :param int checkpoint_every: steps between checkpoints.
+    :param int num_saved_samples: model samples saved to ``samples.pt`` at the end.
+    :param str device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see
+        :func:`resolve_device`).
+
+    Example::
+
+        from pyro_vigen.infer import VAETrainConfig
+        train = VAETrainConfig(steps=500, elbo="iwae", num_particles=8)
+        VAETrainConfig.from_json(train.to_json()) == train    # True
     """
 
     steps: int = 3000
@@ -57,7 +72,18 @@ class VAETrainConfig(Config):
 
 
 def make_elbo(name: str, num_particles: int = 1) -> pyro.infer.ELBO:
-    """The stock Pyro ELBO called ``name`` (see :class:`VAETrainConfig`)."""
+    """The stock Pyro ELBO called ``name`` (see :class:`VAETrainConfig`).
+
+    :param str name: ``"trace"``, ``"meanfield"``, ``"jit"`` or ``"iwae"``.
+    :param int num_particles: particles per step, vectorised when more than one.
+    :returns: a new ELBO instance, ready for :class:`~pyro.infer.SVI`.
+
+    Example::
+
+        from pyro_vigen.infer import make_elbo
+        make_elbo("meanfield")                   # TraceMeanField_ELBO
+        make_elbo("iwae", num_particles=16)      # RenyiELBO with alpha = 0
+    """
     if name == "iwae":
         return RenyiELBO(
             alpha=0.0, num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1
@@ -130,6 +156,17 @@ def train_vae(
         uninterrupted run with the same seed.
     :param overwrite: replace a run already in ``out``.
     :returns: the trained model.
+    :param DataConfig data: the data.
+    :param VAETrainConfig train: the optimisation settings.
+    :param bool progress: show a progress bar.
+    :param bool download: let ``mnist`` fetch its files.
+
+    Example::
+
+        from pyro_vigen.data import DataConfig
+        from pyro_vigen.infer import VAETrainConfig, train_vae
+        vae = train_vae("runs/vae", DataConfig("ring8"), VAETrainConfig(steps=200))
+        samples = vae.sample(1000)     # (1000, 2); the run is in runs/vae
     """
     device = resolve_device(train.device)
     dataset = load_dataset(data, download=download)

@@ -28,6 +28,13 @@ class GANConfig(Config):
     :param float obs_scale: standard deviation of Gaussian observation noise around
         :math:`G_\\theta(z)`; ``None`` (the classic GAN) makes the generator deterministic
         given z.
+
+    Example::
+
+        from pyro_vigen.models import GANConfig, VariationalGAN
+        config = GANConfig(data_shape=(2,), noise_dim=4, obs_scale=0.05)
+        gan = VariationalGAN(config)
+        gan.sample(100).shape             # torch.Size([100, 2])
     """
 
     data_shape: tuple[int, ...] | None = None

@@ -33,6 +33,13 @@ class VAEConfig(Config):
     :param float scale: fixed standard deviation of the Normal likelihood; ``None`` learns
         one per data dimension.
     :param str activation: hidden activation of the MLPs.
+
+    Example::
+
+        from pyro_vigen.models import VAE, VAEConfig
+        config = VAEConfig(data_shape=(1, 8, 8), latent_dim=8)
+        config.likelihood                 # 'bernoulli', picked for images
+        vae = VAE(config)
     """
 
     data_shape: tuple[int, ...] | None = None

@@ -13,7 +13,20 @@ from .mlp import MLP, activation
 def encoder_net(
     data_shape: tuple[int, ...], out_dim: int, hidden: Sequence[int], act: str = "relu"
 ) -> nn.Module:
-    """An MLP for ``(D,)`` points, a :class:`ConvEncoder` for ``(C, H, W)`` images."""
+    """An MLP for ``(D,)`` points, a :class:`ConvEncoder` for ``(C, H, W)`` images.
+
+    :param tuple data_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
+    :param int out_dim: output width.
+    :param hidden: hidden widths of the MLP (unused for images).
+    :param str act: hidden activation of the MLP (unused for images).
+    :returns: the network, mapping ``(N, *data_shape)`` to ``(N, out_dim)``.
+
+    Example::
+
+        from pyro_vigen.nets import encoder_net
+        encoder_net((2,), 4, hidden=(32, 32))      # an MLP 2 -> 32 -> 32 -> 4
+        encoder_net((1, 8, 8), 4, hidden=())       # a ConvEncoder (hidden is ignored)
+    """
     if len(data_shape) == 1:
         return MLP(data_shape[0], hidden, out_dim, act)
     return ConvEncoder(data_shape, out_dim)
@@ -22,7 +35,20 @@ def encoder_net(
 def decoder_net(
     in_dim: int, data_shape: tuple[int, ...], hidden: Sequence[int], act: str = "relu"
 ) -> nn.Module:
-    """An MLP to ``(D,)`` points, a :class:`ConvDecoder` to ``(C, H, W)`` images."""
+    """An MLP to ``(D,)`` points, a :class:`ConvDecoder` to ``(C, H, W)`` images.
+
+    :param int in_dim: input width.
+    :param tuple data_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``.
+    :param hidden: hidden widths of the MLP (unused for images).
+    :param str act: hidden activation of the MLP (unused for images).
+    :returns: the network, mapping ``(N, in_dim)`` to ``(N, *data_shape)``.
+
+    Example::
+
+        from pyro_vigen.nets import decoder_net
+        decoder_net(4, (2,), hidden=(32, 32))      # an MLP 4 -> 32 -> 32 -> 2
+        decoder_net(4, (1, 28, 28), hidden=())     # a ConvDecoder (hidden is ignored)
+    """
     if len(data_shape) == 1:
         return MLP(in_dim, hidden, data_shape[0], act)
     return ConvDecoder(in_dim, data_shape)

@@ -19,7 +19,21 @@ def _check_image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 
 class ConvEncoder(nn.Module):
-    """Image ``(C, H, W)`` -> vector of ``out_dim`` (also used as the GAN's critic)."""
+    """Image ``(C, H, W)`` -> vector of ``out_dim`` (also used as the GAN's critic).
+
+    :param tuple image_shape: ``(C, 8, 8)`` or ``(C, 28, 28)``.
+    :param int out_dim: output width.
+    :param int width: channels of the first convolution, doubled at each stride-2 stage.
+    :param str act: activation, a name for :func:`activation`.
+    :raises ValueError: an image size other than 8x8 or 28x28.
+
+    Example::
+
+        import torch
+        from pyro_vigen.nets import ConvEncoder
+        encoder = ConvEncoder((1, 28, 28), out_dim=16)
+        encoder(torch.rand(4, 1, 28, 28)).shape    # torch.Size([4, 16])
+    """
 
     def __init__(
         self, image_shape: tuple[int, ...], out_dim: int, width: int = 32, act: str = "leaky_relu"
@@ -41,7 +55,22 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """Vector of ``in_dim`` -> image ``(C, H, W)`` of unconstrained values (logits or means)."""
+    """Vector of ``in_dim`` -> image ``(C, H, W)`` of unconstrained values (logits or means).
+
+    :param int in_dim: input width.
+    :param tuple image_shape: ``(C, 8, 8)`` or ``(C, 28, 28)``.
+    :param int width: channels before the last convolution, doubled at each stride-2 stage
+        going back towards the input.
+    :param str act: activation, a name for :func:`activation`.
+    :raises ValueError: an image size other than 8x8 or 28x28.
+
+    Example::
+
+        import torch
+        from pyro_vigen.nets import ConvDecoder
+        decoder = ConvDecoder(8, (1, 8, 8))
+        decoder(torch.randn(4, 8)).shape    # torch.Size([4, 1, 8, 8])
+    """
 
     def __init__(
         self, in_dim: int, image_shape: tuple[int, ...], width: int = 32, act: str = "relu"

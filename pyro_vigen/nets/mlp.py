@@ -16,6 +16,17 @@ ACTIVATIONS = {
 
 
 def activation(name: str) -> nn.Module:
+    """A new activation module, by name.
+
+    :param str name: ``"relu"``, ``"leaky_relu"`` (slope 0.2), ``"tanh"`` or ``"elu"``.
+    :returns: a new activation module.
+    :raises ValueError: an unknown name.
+
+    Example::
+
+        from pyro_vigen.nets import activation
+        activation("leaky_relu")    # LeakyReLU(negative_slope=0.2)
+    """
     try:
         return ACTIVATIONS[name]()
     except KeyError:
@@ -28,6 +39,18 @@ class MLP(nn.Sequential):
     """Fully connected net ``in_dim -> hidden... -> out_dim`` with no output activation.
 
     With ``hidden=()`` it is a single linear map (the linear-Gaussian VAE uses that).
+
+    :param int in_dim: input width.
+    :param hidden: widths of the hidden layers, each followed by the activation.
+    :param int out_dim: output width.
+    :param str act: hidden activation, a name for :func:`activation`.
+
+    Example::
+
+        import torch
+        from pyro_vigen.nets import MLP
+        net = MLP(2, [64, 64], 1, act="tanh")
+        net(torch.randn(5, 2)).shape      # torch.Size([5, 1])
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, act: str = "relu") -> None:

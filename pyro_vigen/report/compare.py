@@ -94,6 +94,21 @@ def compare(
         standard deviation over seeds of every metric, per configuration.
     :raises ValueError: no seeds, an unknown dataset, or runs that failed (the others
         are kept).
+    :param DataConfig data: the data every run trains on.
+    :param int seeds: number of seeds, ``0..seeds-1``, per configuration.
+    :param out: the output folder; run ``<name>/seed<i>`` of each configuration goes under it.
+    :param int steps: training steps (iterations for a GAN) of every run.
+    :param int num_samples: model samples drawn by :func:`~pyro_vigen.diagnostics.diagnose`.
+    :param int workers: parallel worker processes (default: up to 2).
+    :param bool progress: show a progress bar.
+
+    Example::
+
+        from pyro_vigen.data import DataConfig
+        from pyro_vigen.report import compare
+        if __name__ == "__main__":   # the runs go to worker processes, which import this script
+            compare(DataConfig("ring8"), seeds=1, out="runs/compare", steps=50, num_samples=1000)
+            # -> PosixPath('runs/compare/report.html'), with runs/compare/summary.json beside it
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")

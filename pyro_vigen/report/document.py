@@ -46,7 +46,19 @@ _NO_FLAG = {
 
 
 def command_for(config: dict[str, Any], out: str | os.PathLike) -> str:
-    """The ``pyro-vigen train`` command that reproduces a run's settings."""
+    """The ``pyro-vigen train`` command that reproduces a run's settings.
+
+    :param dict config: a run's ``config.json`` as a dict.
+    :param out: the run directory the command writes to.
+    :returns: the command as one line (values are not shell-quoted).
+
+    Example::
+
+        from pyro_vigen.infer import RunDir
+        from pyro_vigen.report import command_for
+        command_for(RunDir("runs/vae").read_config(), "runs/vae2")
+        # 'pyro-vigen train vae --holdout 0.1 --data ring8 ... --steps 200 --out runs/vae2'
+    """
     parts = ["pyro-vigen", "train", config["kind"]]
     for section in ("data", "model", "train"):
         for key, value in config[section].items():
@@ -170,6 +182,15 @@ def write_report(
 
     :raises ValueError: no runs, or runs that are half-written or never diagnosed.
     :returns: the HTML file's path.
+    :param list paths: run directories, or folders holding them.
+    :param out: the HTML file to write (must end in ``.html``).
+    :param str title: the report's title.
+
+    Example::
+
+        from pyro_vigen.report import write_report
+        write_report(["runs/compare"], "runs/compare/ring8.html", title="ring8, one seed")
+        # PosixPath('runs/compare/ring8.html'), plus runs/compare/ring8.md and its figures
     """
     out = Path(out)
     if out.suffix.lower() != ".html":

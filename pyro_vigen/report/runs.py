@@ -16,7 +16,21 @@ from ..infer.run import CHECKPOINT, CONFIG, HISTORY, METRICS, SAMPLES, RunDir, r
 
 @dataclasses.dataclass
 class RunRecord:
-    """One diagnosed run: its settings, metrics, history and saved samples."""
+    """One diagnosed run: its settings, metrics, history and saved samples.
+
+    :ivar Path path: the run directory.
+    :ivar dict config: its ``config.json``.
+    :ivar dict metrics: its ``metrics.json``.
+    :ivar dict history: its ``history.csv``, as :func:`~pyro_vigen.infer.read_history` gives it.
+    :ivar torch.Tensor samples: the model samples saved at the end of training.
+
+    Example::
+
+        from pyro_vigen.report import read_runs
+        record = read_runs(["runs/vae"])[0]     # a diagnosed run
+        record.label, record.seed, record.kind   # ('VAE', 0, 'vae')
+        record.metrics["kl_forward"], record.samples.shape
+    """
 
     path: Path
     config: dict[str, Any]
@@ -83,7 +97,19 @@ def read_run(path: Path) -> RunRecord:
 
 
 def read_runs(paths: list[str | os.PathLike]) -> list[RunRecord]:
-    """Every run under ``paths``; every problem is reported at once, not one per call."""
+    """Every run under ``paths``; every problem is reported at once, not one per call.
+
+    :param list paths: run directories, or folders holding them at any depth.
+    :returns: one :class:`RunRecord` per run found, in path order.
+    :raises ValueError: a path that is not a folder, no runs at all, or runs that are
+        half-written or never diagnosed (all of them named).
+
+    Example::
+
+        from pyro_vigen.report import read_runs
+        records = read_runs(["runs/compare"])     # every run directory under runs/compare
+        sorted({r.label for r in records})
+    """
     records, problems = [], []
     for path in find_runs(paths):
         try:
@@ -104,7 +130,18 @@ def numeric_metrics(record: RunRecord) -> dict[str, float]:
 
 
 def summarise(records: list[RunRecord]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per configuration: mean, standard deviation (ddof 1) and count of every metric."""
+    """Per configuration: mean, standard deviation (ddof 1) and count of every metric.
+
+    :param list records: the runs, e.g. from :func:`read_runs`.
+    :returns: configuration label -> metric -> ``{"mean", "sd", "n"}`` over the runs that have
+        that metric (non-numeric and non-finite values are skipped).
+
+    Example::
+
+        from pyro_vigen.report import read_runs, summarise
+        summary = summarise(read_runs(["runs/compare"]))
+        summary["VAE"]["kl_forward"]      # {'mean': ..., 'sd': ..., 'n': 1}
+    """
     groups: dict[str, list[RunRecord]] = {}
     for r in records:
         groups.setdefault(r.label, []).append(r)
