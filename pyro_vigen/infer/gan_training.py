@@ -11,13 +11,12 @@ import torch
 from pyro.infer import SVI
 
 from ..config import Config, require_positive
-from ..data import DataConfig, load_dataset
+from ..data import DataConfig
 from ..models import GANConfig, VariationalGAN
 from .discriminator_elbo import DiscriminatorELBO
 from .generator_elbo import GENERATOR_LOSSES, GeneratorELBO, resolve_reg_weight
-from .loop import BatchSampler, fit, resolve_device
-from .run import RunDir
-from .vae_training import resolve_data_shape, run_config
+from .loop import BatchSampler, fit
+from .vae_training import start_run
 
 
 @dataclasses.dataclass
@@ -146,15 +145,9 @@ def train_gan(
         gan = train_gan("runs/gan", DataConfig("ring8"), GANTrainConfig(steps=200, prior="data"))
         samples = gan.sample(1000)     # (1000, 2); the run is in runs/gan
     """
-    device = resolve_device(train.device)
-    dataset = load_dataset(data, download=download)
-    model = resolve_data_shape(model or GANConfig(), dataset)
-    run = RunDir(out)
-    resuming = run.prepare(
-        run_config("gan", data, model, train), resume=resume, overwrite=overwrite
+    device, dataset, model, run, resuming = start_run(
+        "gan", out, data, train, model or GANConfig(), resume, overwrite, download
     )
-
-    pyro.set_rng_seed(train.seed)
     gan = VariationalGAN(model).to(device)
     x = dataset.x.to(device)
     optim_disc = pyro.optim.Adam({"lr": train.lr_disc, "betas": train.betas_disc})

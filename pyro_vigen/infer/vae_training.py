@@ -131,6 +131,29 @@ def run_config(kind: str, data: DataConfig, model: Config, train: Config) -> dic
     }
 
 
+def start_run(
+    kind: str,
+    out: str | os.PathLike,
+    data: DataConfig,
+    train: Config,
+    model: C,
+    resume: bool,
+    overwrite: bool,
+    download: bool,
+) -> tuple[torch.device, Dataset, C, RunDir, bool]:
+    """What every training function does first: device, data, model shape, run folder, seed.
+
+    :returns: ``(device, dataset, model config with its data shape, run, resuming)``.
+    """
+    device = resolve_device(train.device)
+    dataset = load_dataset(data, download=download)
+    model = resolve_data_shape(model, dataset)
+    run = RunDir(out)
+    resuming = run.prepare(run_config(kind, data, model, train), resume=resume, overwrite=overwrite)
+    pyro.set_rng_seed(train.seed)
+    return device, dataset, model, run, resuming
+
+
 def train_vae(
     out: str | os.PathLike,
     data: DataConfig,
@@ -168,15 +191,9 @@ def train_vae(
         vae = train_vae("runs/vae", DataConfig("ring8"), VAETrainConfig(steps=200))
         samples = vae.sample(1000)     # (1000, 2); the run is in runs/vae
     """
-    device = resolve_device(train.device)
-    dataset = load_dataset(data, download=download)
-    model = resolve_data_shape(model or VAEConfig(), dataset)
-    run = RunDir(out)
-    resuming = run.prepare(
-        run_config("vae", data, model, train), resume=resume, overwrite=overwrite
+    device, dataset, model, run, resuming = start_run(
+        "vae", out, data, train, model or VAEConfig(), resume, overwrite, download
     )
-
-    pyro.set_rng_seed(train.seed)
     vae = VAE(model).to(device)
     x = model_data(dataset, model.likelihood).to(device)
     n = x.shape[0]
