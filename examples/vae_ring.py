@@ -1,8 +1,8 @@
 """A VAE on the ring of eight Gaussians: every mode covered, and blurred.
 
 Trains a :class:`~pyro_vigen.models.VAE` on ``ring8`` (8 tight Gaussians on the unit
-circle) with :func:`~pyro_vigen.infer.train_vae`, which runs stock Pyro ``SVI`` and
-writes a run directory, then measures it with
+circle) with :func:`~pyro_vigen.infer.train_vae`, which steps Pyro's compiled
+``JitTrace_ELBO`` and writes a run directory, then measures it with
 :func:`~pyro_vigen.diagnostics.diagnose`. Maximising the ELBO minimises a KL with the
 model in the second slot, which behaves like the forward :math:`KL(p_{data}\\|p_{model})`:
 expect all 8 modes captured, a low forward KL, but a small high-quality fraction (few

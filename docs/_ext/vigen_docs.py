@@ -72,11 +72,17 @@ class CliHelp(SphinxDirective):
         return result
 
 
+def _ratio(value, base) -> str:
+    return f"{value / base:.2f}" if isinstance(value, (int, float)) and base else ""
+
+
 def _fmt(value) -> str:
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "pass" if value else "FAIL"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -95,17 +101,21 @@ class BenchmarkResults(SphinxDirective):
             )
             return [nodes.note("", para)]
         data = json.loads(path.read_text())
-        header = ["benchmark", "ours", "baseline", "ratio", "unit", "goal", "result"]
+        header = [
+            "benchmark", "ours", "stock Pyro", "baseline", "ratio", "stock ratio", "unit", "goal",
+            "result",
+        ]  # fmt: skip
         rows = []
         for name, r in data.get("results", {}).items():
-            ours, base = r.get("ours"), r.get("baseline")
-            ratio = ours / base if isinstance(ours, (int, float)) and base else None
+            ours, stock, base = r.get("ours"), r.get("stock_pyro"), r.get("baseline")
             rows.append(
                 [
                     name,
                     _fmt(ours),
+                    _fmt(stock),
                     _fmt(base),
-                    "" if ratio is None else f"{ratio:.2f}",
+                    _ratio(ours, base),
+                    _ratio(stock, base),
                     _fmt(r.get("unit", "")),
                     _fmt(r.get("goal", "")),
                     _fmt(r.get("ok", "")),

@@ -2,20 +2,23 @@
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .discriminator_elbo import DiscriminatorELBO
-from .gan_training import GANTrainConfig, train_gan
+from .gan_training import GANIteration, GANTrainConfig, train_gan
 from .generator_elbo import GeneratorELBO
 from .loading import MODEL_KINDS, load_run
 from .loop import BatchSampler, TrainingDiverged, fit, resolve_device
+from .module_svi import ModuleSVI
 from .run import RunDir, read_history
-from .vae_training import VAETrainConfig, make_elbo, train_vae
+from .vae_training import VAETrainConfig, make_elbo, train_vae, vae_svi
 
 __all__ = [
     "BatchSampler",
     "CheckpointError",
     "DiscriminatorELBO",
+    "GANIteration",
     "GANTrainConfig",
     "GeneratorELBO",
     "MODEL_KINDS",
+    "ModuleSVI",
     "RunDir",
     "TrainingDiverged",
     "VAETrainConfig",
@@ -27,4 +30,5 @@ __all__ = [
     "resolve_device",
     "train_gan",
     "train_vae",
+    "vae_svi",
 ]

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 FORMAT = "pyro_vigen-checkpoint"
-FORMAT_VERSION = 1
+# 2: optimiser state is a torch.optim state_dict (1 held pyro.optim's per-parameter state).
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):

@@ -113,6 +113,10 @@ class DiscriminatorELBO(PhaseELBO):
     optimiser and receive gradients: this phase never moves :math:`\theta`. One particle:
     the batch is the Monte Carlo sample.
 
+    :ivar last_model_trace: the model's trace of the most recent evaluation (its
+        labelled batch, z and the generator that drew them), which
+        :meth:`GeneratorELBO.use_snapshot` can take as the generator's snapshot.
+
     Example::
 
         from pyro_vigen.data import load_dataset
@@ -128,11 +132,16 @@ class DiscriminatorELBO(PhaseELBO):
     Revelations", arXiv:1807.05936.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_model_trace: Trace | None = None
+
     def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
         """The model's trace (no gradient, hidden) and the guide's on its labelled batch."""
         with torch.no_grad(), poutine.block():
             model_trace = poutine.trace(model).get_trace(*args, **kwargs)
         x, y = labelled_batch(model_trace)
+        self.last_model_trace = model_trace
         return model_trace, guide_trace(guide, x, y)
 
     def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -1,14 +1,13 @@
-"""Training a :class:`~pyro_vigen.models.VariationalGAN` with stock SVI into a run directory."""
+"""Training a :class:`~pyro_vigen.models.VariationalGAN` with its two ELBOs into a run directory."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import warnings
+from collections.abc import Callable
 
-import pyro
 import torch
-from pyro.infer import SVI
 
 from ..config import Config, require_positive
 from ..data import DataConfig
@@ -16,6 +15,7 @@ from ..models import GANConfig, VariationalGAN
 from .discriminator_elbo import DiscriminatorELBO
 from .generator_elbo import GENERATOR_LOSSES, GeneratorELBO, resolve_reg_weight
 from .loop import BatchSampler, fit
+from .module_svi import ModuleSVI
 from .vae_training import start_run
 
 
@@ -24,9 +24,8 @@ class GANTrainConfig(Config):
     """Optimisation settings of a GAN run.
 
     One training step is one iteration: ``disc_steps`` discriminator steps, each on a
-    fresh minibatch and fresh z, then a snapshot of the generator and ``gen_steps``
-    generator steps against it (all on the snapshot's z; see
-    :class:`~pyro_vigen.infer.GeneratorELBO`).
+    fresh minibatch and fresh z, then ``gen_steps`` generator steps against the snapshot
+    the last of them leaves (all on its z; see :class:`GANIteration`).
 
     :param int steps: training iterations.
     :param int batch_size: data points per minibatch (and as many generated ones).
@@ -104,6 +103,65 @@ class GANTrainConfig(Config):
             )
 
 
+class GANIteration:
+    """One training iteration of :func:`train_gan`, both phases.
+
+    ``disc_steps`` discriminator steps, each on a fresh minibatch, then ``gen_steps``
+    generator steps on the last of those minibatches. The model's trace of the last
+    discriminator step is the generator's snapshot
+    (:meth:`GeneratorELBO.use_snapshot`): it was drawn from the generator the steps
+    start from, so the model runs once per phase step and never a third time for the
+    snapshot. Every iteration takes the snapshot, under both priors, so both consume
+    random numbers identically and differ only by the penalty.
+
+    Each phase is a :class:`ModuleSVI` with its own :class:`torch.optim.Adam`: over the
+    discriminator's parameters and over the generator's.
+
+    :param VariationalGAN gan: the model.
+    :param GANTrainConfig train: the phases' steps, objectives and optimiser settings.
+
+    :ivar ModuleSVI svi_disc: the discriminator phase.
+    :ivar ModuleSVI svi_gen: the generator phase.
+    :ivar GeneratorELBO gen_elbo: the generator's objective (its ``last_penalty``).
+
+    Example::
+
+        from pyro_vigen.infer import GANIteration, GANTrainConfig
+        iteration = GANIteration(gan, GANTrainConfig(prior="data"))  # gan: a VariationalGAN
+        iteration(lambda: x[torch.randint(len(x), (256,))])   # x: the data
+        # e.g. {'disc_loss': 1.39, 'gen_loss': 0.77, 'penalty': 0.08} at initialisation
+    """
+
+    def __init__(self, gan: VariationalGAN, train: GANTrainConfig) -> None:
+        self.train = train
+        self.disc_elbo = DiscriminatorELBO()
+        self.gen_elbo = GeneratorELBO(
+            prior=train.prior, reg_weight=train.reg_weight, loss=train.loss
+        )
+        optim_disc = torch.optim.Adam(
+            gan.discriminator.parameters(), lr=train.lr_disc, betas=train.betas_disc
+        )
+        optim_gen = torch.optim.Adam(
+            gan.generator.parameters(), lr=train.lr_gen, betas=train.betas_gen
+        )
+        self.svi_disc = ModuleSVI(gan.model, gan.guide, optim_disc, self.disc_elbo)
+        self.svi_gen = ModuleSVI(gan.model, gan.guide, optim_gen, self.gen_elbo)
+
+    def __call__(self, next_batch: Callable[[], torch.Tensor]) -> dict[str, float]:
+        """Run the iteration, drawing each discriminator step's minibatch from ``next_batch()``.
+
+        :returns: the last discriminator step's ``disc_loss``, the last generator step's
+            ``gen_loss`` (penalty included) and that step's ``penalty``.
+        """
+        for _ in range(self.train.disc_steps):
+            batch = next_batch()
+            disc_loss = self.svi_disc.step(batch)
+        self.gen_elbo.use_snapshot(self.disc_elbo.last_model_trace)
+        for _ in range(self.train.gen_steps):
+            gen_loss = self.svi_gen.step(batch)
+        return {"disc_loss": disc_loss, "gen_loss": gen_loss, "penalty": self.gen_elbo.last_penalty}
+
+
 def train_gan(
     out: str | os.PathLike,
     data: DataConfig,
@@ -115,15 +173,14 @@ def train_gan(
     progress: bool = True,
     download: bool = False,
 ) -> VariationalGAN:
-    """Train a GAN with two stock :class:`~pyro.infer.SVI` objects and write its run directory.
+    """Train a GAN and write its run directory.
 
-    Each iteration runs :class:`~pyro_vigen.infer.DiscriminatorELBO` for ``disc_steps``
-    minibatches, takes the generator snapshot on the last of them, and runs
-    :class:`~pyro_vigen.infer.GeneratorELBO` ``gen_steps`` times. The snapshot is taken
-    under both priors, so both consume random numbers identically and differ only by
-    the penalty. ``history.csv`` holds, per iteration, the last discriminator step's
-    ``disc_loss``, the last generator step's ``gen_loss`` (penalty included) and that
-    step's ``penalty``.
+    Each training step is one :class:`GANIteration`: ``disc_steps`` steps of
+    :class:`~pyro_vigen.infer.DiscriminatorELBO`, then ``gen_steps`` steps of
+    :class:`~pyro_vigen.infer.GeneratorELBO` against the snapshot the last of them left.
+    ``history.csv`` holds, per iteration, the last discriminator step's ``disc_loss``,
+    the last generator step's ``gen_loss`` (penalty included) and that step's
+    ``penalty``.
 
     :param out: the run directory.
     :param model: the architecture; ``None`` (or a ``data_shape`` left ``None``) takes the
@@ -150,29 +207,15 @@ def train_gan(
     )
     gan = VariationalGAN(model).to(device)
     x = dataset.x.to(device)
-    optim_disc = pyro.optim.Adam({"lr": train.lr_disc, "betas": train.betas_disc})
-    optim_gen = pyro.optim.Adam({"lr": train.lr_gen, "betas": train.betas_gen})
-    gen_elbo = GeneratorELBO(prior=train.prior, reg_weight=train.reg_weight, loss=train.loss)
-    svi_disc = SVI(gan.model, gan.guide, optim_disc, DiscriminatorELBO())
-    svi_gen = SVI(gan.model, gan.guide, optim_gen, gen_elbo)
+    iteration = GANIteration(gan, train)
     sampler = BatchSampler(x.shape[0], train.batch_size, train.seed)
-
-    def step(_: int) -> dict[str, float]:
-        for _ in range(train.disc_steps):
-            batch = x[sampler.next().to(device)]
-            disc_loss = svi_disc.step(batch)
-        gen_elbo.snapshot(gan.model, batch)
-        for _ in range(train.gen_steps):
-            gen_loss = svi_gen.step(batch)
-        return {"disc_loss": disc_loss, "gen_loss": gen_loss, "penalty": gen_elbo.last_penalty}
-
     fit(
         run,
         kind="gan",
         module=gan,
-        optims={"disc": optim_disc, "gen": optim_gen},
+        optims={"disc": iteration.svi_disc.optim, "gen": iteration.svi_gen.optim},
         sampler=sampler,
-        step_fn=step,
+        step_fn=lambda _: iteration(lambda: x[sampler.next().to(device)]),
         columns=["disc_loss", "gen_loss", "penalty"],
         steps=train.steps,
         checkpoint_every=train.checkpoint_every,

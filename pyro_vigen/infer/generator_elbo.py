@@ -77,7 +77,8 @@ class GeneratorELBO(PhaseELBO):
     **The penalty is a proximal term.** At :math:`\theta = \theta'` it and its gradient
     vanish, so it acts only when the generator takes two or more steps against one
     snapshot: call :meth:`snapshot` once per training iteration, before that
-    iteration's generator steps. Each step then replays the snapshot's trace, so every
+    iteration's generator steps (or hand it the discriminator step's model trace with
+    :meth:`use_snapshot`, as :class:`~pyro_vigen.infer.GANIteration` does). Each step then replays the snapshot's trace, so every
     step sees the snapshot's z; with one step per snapshot the data prior's trajectory
     is exactly the classic GAN's. Under ``prior="mixed"`` a snapshot is optional: with
     one, the steps reuse its z; without, each step draws fresh z.
@@ -141,6 +142,21 @@ class GeneratorELBO(PhaseELBO):
         """
         with torch.no_grad(), poutine.block():
             trace = poutine.trace(model).get_trace(*args, **kwargs)
+        return self.use_snapshot(trace)
+
+    def use_snapshot(self, trace: Trace) -> Trace:
+        """Keep a model trace taken elsewhere as the snapshot :math:`\\theta'`.
+
+        The trace must come from the model at the generator the coming steps start
+        from, without gradient: :attr:`DiscriminatorELBO.last_model_trace` of the
+        discriminator step just taken is one, and reusing it spares a second run of the
+        model. The generator steps then see the z the discriminator was just trained
+        on, as PyTorch's DCGAN example reuses its fake batch for both phases.
+
+        :param trace: a trace of the model, as :meth:`snapshot` takes.
+        :returns: ``trace``.
+        :raises ValueError: the model of the trace did not return a labelled batch.
+        """
         labelled_batch(trace)
         self._snapshot = trace
         return trace

@@ -7,12 +7,11 @@ import dataclasses
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.params.param_store import param_with_module_name
 from torch import nn
 
 from ..config import Config, require_positive
 from ..nets import decoder_net, encoder_net
-from .naming import unique_name
+from .naming import register_parts, unique_name
 
 
 @dataclasses.dataclass
@@ -107,14 +106,6 @@ class VariationalGAN(nn.Module):
     def event_dim(self) -> int:
         return len(self.config.data_shape)
 
-    def _register(self, part: str) -> None:
-        # pyro.module(self.name, net) would name both nets' parameters "<name>$$$0.weight"
-        # and so on, and they would collide in the param store; prefixing with the
-        # attribute name gives the names pyro.module(self.name, self) would.
-        for param_name, value in getattr(self, part).named_parameters(prefix=part):
-            if value.requires_grad:
-                pyro.param(param_with_module_name(self.name, param_name), value)
-
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The discriminator's logit :math:`D_\\phi(x)` of each row, shape ``(N,)``.
 
@@ -134,7 +125,7 @@ class VariationalGAN(nn.Module):
         :returns: ``(x, y)``: ``x`` is ``x_real`` followed by the generated points, ``y``
             is 1 for the real rows and 0 for the generated ones.
         """
-        self._register("generator")
+        register_parts(self.name, self, ("generator",))
         n = x_real.shape[0]
         with pyro.plate("generated", n):
             loc = x_real.new_zeros((n, self.config.noise_dim))
@@ -158,7 +149,7 @@ class VariationalGAN(nn.Module):
         The objectives run it on the model's labelled batch with ``y`` conditioned on the
         labels; called on its own it draws labels for ``x``.
         """
-        self._register("discriminator")
+        register_parts(self.name, self, ("discriminator",))
         with pyro.plate("labelled", x.shape[0]):
             pyro.sample("y", dist.Bernoulli(logits=self.logits(x)))
 

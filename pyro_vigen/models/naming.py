@@ -1,16 +1,17 @@
-"""Unique Pyro names, so that two models in one process never share parameters.
+"""Pyro names: unique per model, and the parameter names ``pyro.module`` would give.
 
 ``pyro.module(name, ...)`` registers parameters in Pyro's global param store under
 ``name``; a second model registered under the same name would have its optimiser
-update the first model's tensors. Each model therefore gets a name of its own, and
-checkpoints store optimiser state under parameter names without that prefix.
+update the first model's tensors. Each model therefore gets a name of its own.
 """
 
 from __future__ import annotations
 
 import itertools
 
+import pyro
 from pyro.params.param_store import param_with_module_name
+from torch import nn
 
 _counter = itertools.count()
 
@@ -19,12 +20,19 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}{next(_counter)}"
 
 
-def strip_prefix(state: dict, name: str) -> dict:
-    """Optimiser state keyed by full Pyro param names -> keyed by local names."""
-    head = param_with_module_name(name, "")
-    return {k[len(head) :] if k.startswith(head) else k: v for k, v in state.items()}
+def register_parts(name: str, module: nn.Module, parts: tuple[str, ...]) -> None:
+    """``pyro.param`` the trainable parameters of ``module``'s attributes ``parts``.
 
-
-def add_prefix(state: dict, name: str) -> dict:
-    """Inverse of :func:`strip_prefix`, for a model registered under ``name``."""
-    return {param_with_module_name(name, k): v for k, v in state.items()}
+    Each is named as ``pyro.module(name, module)`` would name it (``<name>$$$part.…``),
+    but only the parts a model or guide uses are registered: a param site costs a
+    message through every handler on every step, and the other program registers the
+    rest.
+    """
+    for part in parts:
+        value = getattr(module, part)
+        named = (
+            value.named_parameters(prefix=part) if isinstance(value, nn.Module) else [(part, value)]
+        )
+        for param_name, param in named:
+            if param.requires_grad:
+                pyro.param(param_with_module_name(name, param_name), param)

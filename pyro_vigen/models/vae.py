@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from ..config import Config, require_positive
 from ..nets import decoder_net, encoder_net
-from .naming import unique_name
+from .naming import register_parts, unique_name
 
 LIKELIHOODS = ("normal", "bernoulli")
 
@@ -107,6 +107,9 @@ class VAE(nn.Module):
         self.decoder = decoder_net(config.latent_dim, shape, config.hidden, config.activation)
         if config.likelihood == "normal" and config.scale is None:
             self.log_scale = nn.Parameter(torch.full(shape, math.log(0.1)))
+        # The model registers the decoder's parameters and the guide the encoder's (with
+        # the names pyro.module(name, self) would give), so stock SVI still finds all.
+        self._model_parts = ("decoder", "log_scale") if hasattr(self, "log_scale") else ("decoder",)
 
     @property
     def event_dim(self) -> int:
@@ -143,14 +146,14 @@ class VAE(nn.Module):
 
     def model(self, x: torch.Tensor, num_data: int | None = None) -> None:
         """:math:`p(z)\\,p_\\theta(x|z)` with ``x`` observed."""
-        pyro.module(self.name, self)
+        register_parts(self.name, self, self._model_parts)
         with self._plate(x, num_data):
             z = pyro.sample("z", self.prior(x.shape[:1], x))
             pyro.sample("x", self.likelihood(z), obs=x)
 
     def guide(self, x: torch.Tensor, num_data: int | None = None) -> None:
         """:math:`q_\\phi(z|x)`, the amortised Normal encoder."""
-        pyro.module(self.name, self)
+        register_parts(self.name, self, ("encoder",))
         with self._plate(x, num_data):
             loc, scale = self.encode(x)
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))

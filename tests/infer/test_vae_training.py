@@ -1,5 +1,6 @@
 import csv
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 from pyro_vigen.data import DataConfig, load_dataset, ring8
 from pyro_vigen.infer import (
     CheckpointError,
+    ModuleSVI,
     TrainingDiverged,
     VAETrainConfig,
     load_checkpoint,
@@ -49,11 +51,15 @@ def test_run_directory_contents(tmp_path):
     assert rows[0] == ["step", "loss"] and [int(r[0]) for r in rows[1:]] == list(range(1, 41))
 
 
-def test_same_seed_same_result_and_resume_equals_uninterrupted(tmp_path):
-    full = train_vae(tmp_path / "full", SMALL, small_train(), SMALL_MODEL, progress=False)
-    train_vae(tmp_path / "half", SMALL, small_train(steps=25), SMALL_MODEL, progress=False)
+@pytest.mark.parametrize("elbo", ["jit", "trace"])
+def test_same_seed_same_result_and_resume_equals_uninterrupted(tmp_path, elbo):
+    # The jit ELBO compiles again on resume; the compilation must not shift the random stream.
+    full = train_vae(tmp_path / "full", SMALL, small_train(elbo=elbo), SMALL_MODEL, progress=False)
+    train_vae(
+        tmp_path / "half", SMALL, small_train(steps=25, elbo=elbo), SMALL_MODEL, progress=False
+    )
     resumed = train_vae(
-        tmp_path / "half", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False
+        tmp_path / "half", SMALL, small_train(elbo=elbo), SMALL_MODEL, resume=True, progress=False
     )
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
@@ -64,10 +70,8 @@ def test_same_seed_same_result_and_resume_equals_uninterrupted(tmp_path):
 
 
 def test_interrupted_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_path, monkeypatch):
-    import pyro.infer
-
     full = train_vae(tmp_path / "full", SMALL, small_train(), SMALL_MODEL, progress=False)
-    real_step, calls = pyro.infer.SVI.step, {"n": 0}
+    real_step, calls = ModuleSVI.step, {"n": 0}
 
     def step_then_interrupt(self, *args, **kwargs):
         calls["n"] += 1
@@ -75,12 +79,12 @@ def test_interrupted_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_path,
             raise KeyboardInterrupt
         return real_step(self, *args, **kwargs)
 
-    monkeypatch.setattr(pyro.infer.SVI, "step", step_then_interrupt)
+    monkeypatch.setattr(ModuleSVI, "step", step_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         train_vae(tmp_path / "cut", SMALL, small_train(), SMALL_MODEL, progress=False)
     assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt", kind="vae")["step"] == 20
     assert not list((tmp_path / "cut").glob(".*tmp"))
-    monkeypatch.setattr(pyro.infer.SVI, "step", real_step)
+    monkeypatch.setattr(ModuleSVI, "step", real_step)
     resumed = train_vae(
         tmp_path / "cut", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False
     )
@@ -92,15 +96,13 @@ def test_interrupted_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_path,
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
-    import pyro.infer
-
-    real_step, calls = pyro.infer.SVI.step, {"n": 0}
+    real_step, calls = ModuleSVI.step, {"n": 0}
 
     def nan_at_25(self, *args, **kwargs):
         calls["n"] += 1
         return math.nan if calls["n"] == 25 else real_step(self, *args, **kwargs)
 
-    monkeypatch.setattr(pyro.infer.SVI, "step", nan_at_25)
+    monkeypatch.setattr(ModuleSVI, "step", nan_at_25)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 25.*step 20"):
         train_vae(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
     assert load_checkpoint(tmp_path / "r" / "checkpoint.pt", kind="vae")["step"] == 20
@@ -251,3 +253,20 @@ def test_linear_vae_reaches_the_exact_ppca_log_likelihood(tmp_path):
     mean_elbo = -make_elbo("meanfield", 200).loss(vae.model, vae.guide, xt) / n
     assert mean_elbo <= exact + 0.01  # a lower bound, up to Monte Carlo error
     assert abs(mean_elbo - exact) < 0.01 * abs(exact), (mean_elbo, exact)
+
+
+def test_the_compiled_elbo_follows_the_trace_elbo_step_for_step(tmp_path):
+    # Same seed, same random numbers: compiling (outside the random stream) must change
+    # nothing but float rounding, and torch.jit's deprecation notice stays inside.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        runs = {
+            elbo: train_vae(
+                tmp_path / elbo, SMALL, small_train(elbo=elbo), SMALL_MODEL, progress=False
+            )
+            for elbo in ("jit", "trace")
+        }
+    for (k, a), b in zip(
+        runs["jit"].state_dict().items(), runs["trace"].state_dict().values(), strict=True
+    ):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6), k
