@@ -139,6 +139,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         lr_gen=args.lr_gen,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        jit=args.jit,
         device=args.device,
     )
     model = GANConfig(noise_dim=args.noise_dim, hidden=args.hidden, obs_scale=args.obs_scale)
@@ -262,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--lr-disc", type=float, default=1e-3, help="discriminator Adam learning rate")
     g.add_argument("--lr-gen", type=float, default=1e-3, help="generator Adam learning rate")
+    g.add_argument(
+        "--no-jit",
+        dest="jit",
+        action="store_false",
+        help="run the phase objectives uncompiled (slower, the same numbers)",
+    )
     p.set_defaults(func=_cmd_train_gan)
 
     p = sub.add_parser(

@@ -2,6 +2,7 @@
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .discriminator_elbo import DiscriminatorELBO
+from .gan_jit import JitDiscriminatorELBO, JitGeneratorELBO
 from .gan_training import GANIteration, GANTrainConfig, train_gan
 from .generator_elbo import GeneratorELBO
 from .loading import MODEL_KINDS, load_run
@@ -17,6 +18,8 @@ __all__ = [
     "GANIteration",
     "GANTrainConfig",
     "GeneratorELBO",
+    "JitDiscriminatorELBO",
+    "JitGeneratorELBO",
     "MODEL_KINDS",
     "ModuleSVI",
     "RunDir",

@@ -146,7 +146,11 @@ class DiscriminatorELBO(PhaseELBO):
 
     def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
         model_trace, trace = self._get_trace(model, guide, args, kwargs)
-        _, y = labelled_batch(model_trace)
-        log_q = trace.nodes["y"]["log_prob"]
-        loss = -(label_mean(log_q, y, 1) + label_mean(log_q, y, 0))
-        return loss, param_leaves(trace)
+        return discriminator_loss(model_trace, trace), param_leaves(trace)
+
+
+def discriminator_loss(model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
+    """:class:`DiscriminatorELBO`'s loss from the model's trace and the guide's on its batch."""
+    _, y = labelled_batch(model_trace)
+    log_q = guide_trace.nodes["y"]["log_prob"]
+    return -(label_mean(log_q, y, 1) + label_mean(log_q, y, 0))

@@ -13,6 +13,7 @@ from ..config import Config, require_positive
 from ..data import DataConfig
 from ..models import GANConfig, VariationalGAN
 from .discriminator_elbo import DiscriminatorELBO
+from .gan_jit import JitDiscriminatorELBO, JitGeneratorELBO
 from .generator_elbo import GENERATOR_LOSSES, GeneratorELBO, resolve_reg_weight
 from .loop import BatchSampler, fit
 from .module_svi import ModuleSVI
@@ -45,6 +46,8 @@ class GANTrainConfig(Config):
     :param int seed: seed of the initialisation, the minibatches, z and the saved samples.
     :param int checkpoint_every: iterations between checkpoints.
     :param int num_saved_samples: generator samples saved to ``samples.pt`` at the end.
+    :param bool jit: run the phases' compiled objectives (:class:`JitDiscriminatorELBO`,
+        :class:`JitGeneratorELBO`; about 2x faster on small nets, the same numbers).
     :param str device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see
         :func:`resolve_device`).
 
@@ -69,6 +72,7 @@ class GANTrainConfig(Config):
     seed: int = 0
     checkpoint_every: int = 500
     num_saved_samples: int = 2000
+    jit: bool = True
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -115,7 +119,10 @@ class GANIteration:
     random numbers identically and differ only by the penalty.
 
     Each phase is a :class:`ModuleSVI` with its own :class:`torch.optim.Adam`: over the
-    discriminator's parameters and over the generator's.
+    discriminator's parameters and over the generator's. With ``train.jit`` (the
+    default) the objectives are the compiled :class:`JitDiscriminatorELBO` and
+    :class:`JitGeneratorELBO`: they run uncompiled while Pyro's validation is on (a
+    run's first step) and compile on the next, on a forked random state.
 
     :param VariationalGAN gan: the model.
     :param GANTrainConfig train: the phases' steps, objectives and optimiser settings.
@@ -134,10 +141,13 @@ class GANIteration:
 
     def __init__(self, gan: VariationalGAN, train: GANTrainConfig) -> None:
         self.train = train
-        self.disc_elbo = DiscriminatorELBO()
-        self.gen_elbo = GeneratorELBO(
-            prior=train.prior, reg_weight=train.reg_weight, loss=train.loss
+        disc_cls, gen_cls = (
+            (JitDiscriminatorELBO, JitGeneratorELBO)
+            if train.jit
+            else (DiscriminatorELBO, GeneratorELBO)
         )
+        self.disc_elbo = disc_cls()
+        self.gen_elbo = gen_cls(prior=train.prior, reg_weight=train.reg_weight, loss=train.loss)
         optim_disc = torch.optim.Adam(
             gan.discriminator.parameters(), lr=train.lr_disc, betas=train.betas_disc
         )

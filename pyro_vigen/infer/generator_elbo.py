@@ -161,14 +161,14 @@ class GeneratorELBO(PhaseELBO):
         self._snapshot = trace
         return trace
 
-    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
-        """The model's trace (replayed against the snapshot) and the guide's on its generated rows.
+    def _get_trace(self, model, guide, args, kwargs, snapshot: Trace | None) -> tuple[Trace, Trace]:
+        """The model's trace (replayed against ``snapshot``) and the guide's on its generated rows.
 
         The guide's parameters are hidden from outer handlers, so SVI collects only
         the model's.
         """
-        if self._snapshot is not None:
-            model = poutine.replay(model, trace=self._snapshot)
+        if snapshot is not None:
+            model = poutine.replay(model, trace=snapshot)
         elif self.prior == "data":
             raise ValueError(
                 "prior 'data' needs a snapshot of the generator: call "
@@ -186,8 +186,11 @@ class GeneratorELBO(PhaseELBO):
             trace = guide_trace(guide, x[generated], torch.full_like(y[generated], target))
         return model_trace, trace
 
-    def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        model_trace, trace = self._get_trace(model, guide, args, kwargs)
+    def _terms(
+        self, model, guide, args, kwargs, snapshot: Trace | None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The loss without the penalty, the penalty, and the model's parameters."""
+        model_trace, trace = self._get_trace(model, guide, args, kwargs, snapshot)
         x, y = labelled_batch(model_trace)
         score = trace.nodes["y"]["log_prob"].mean()
         loss = -score if self.generator_loss == "nonsaturating" else score
@@ -195,9 +198,13 @@ class GeneratorELBO(PhaseELBO):
         if self.prior == "data":
             # Replay fixed z, so row i of both batches is the same z_i (a batch of
             # another size fails in the replay, at the plate).
-            x_snap, _ = labelled_batch(self._snapshot)
+            x_snap, _ = labelled_batch(snapshot)
             generated = y == 0
             diff = x[generated] - x_snap[generated]
             penalty = self.reg_weight * diff.pow(2).flatten(1).sum(-1).mean()
+        return loss, penalty, param_leaves(model_trace)
+
+    def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        loss, penalty, params = self._terms(model, guide, args, kwargs, self._snapshot)
         self.last_penalty = penalty.item()
-        return loss + penalty, param_leaves(model_trace)
+        return loss + penalty, params

@@ -42,6 +42,7 @@ _NO_FLAG = {
     "train.device",
     "train.betas_disc",
     "train.betas_gen",
+    "train.jit",  # a speed setting: compiled and uncompiled runs give the same numbers
 }
 
 

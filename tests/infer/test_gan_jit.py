@@ -1,0 +1,75 @@
+import warnings
+
+import pyro
+import pytest
+import torch
+
+from pyro_vigen.infer import GANIteration, GANTrainConfig, JitDiscriminatorELBO, JitGeneratorELBO
+from pyro_vigen.models import GANConfig, VariationalGAN
+
+X = torch.randn(1000, 2) * 0.3 + torch.randn(1000, 1).sign() * 1.5
+
+
+def run_iterations(gan: VariationalGAN, train: GANTrainConfig, iterations: int) -> list:
+    """Every step's loss, with validation on for the first iteration only (as fit runs)."""
+    iteration, log = GANIteration(gan, train), []
+    torch.manual_seed(7)
+    for i in range(iterations):
+        with pyro.validation_enabled(i == 0):
+            log.append(iteration(lambda: X[torch.randint(len(X), (128,))]))
+    log.append(torch.rand(3))  # where the random stream ended
+    return log
+
+
+@pytest.mark.parametrize(
+    "prior, loss, obs_scale, disc_steps",
+    [
+        ("mixed", "nonsaturating", None, 1),
+        ("data", "nonsaturating", 0.05, 1),
+        ("data", "minimax", None, 2),
+    ],
+)
+def test_compiled_phases_follow_the_uncompiled_ones_step_for_step(
+    prior, loss, obs_scale, disc_steps
+):
+    config = GANConfig(data_shape=(2,), hidden=(16,), obs_scale=obs_scale)
+    eager, compiled = VariationalGAN(config), VariationalGAN(config)
+    compiled.load_state_dict(eager.state_dict())
+    settings = {"prior": prior, "loss": loss, "gen_steps": 2, "disc_steps": disc_steps}
+    expected = run_iterations(eager, GANTrainConfig(**settings, jit=False), 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # compiling must not warn the user
+        got = run_iterations(compiled, GANTrainConfig(**settings, jit=True), 20)
+    # Compiling draws nothing from the training stream.
+    assert torch.equal(expected.pop(), got.pop())
+    for step, (a, b) in enumerate(zip(expected, got, strict=True)):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6), step
+    if prior == "data":
+        assert got[-1]["penalty"] > 0  # the second generator step feels the penalty
+    for (k, p), q in zip(eager.state_dict().items(), compiled.state_dict().values(), strict=True):
+        assert torch.allclose(p, q, atol=1e-5), k
+
+
+def test_each_compiled_phase_moves_only_its_own_parameters():
+    gan = VariationalGAN(GANConfig(data_shape=(2,), hidden=(8,)))
+    iteration = GANIteration(gan, GANTrainConfig(prior="data", gen_steps=2))
+    assert isinstance(iteration.disc_elbo, JitDiscriminatorELBO)
+    assert isinstance(iteration.gen_elbo, JitGeneratorELBO)
+    x = torch.randn(16, 2)
+    with pyro.validation_enabled(False):
+        for svi, part in ((iteration.svi_disc, "discriminator"), (iteration.svi_gen, "generator")):
+            if part == "generator":
+                iteration.gen_elbo.use_snapshot(iteration.disc_elbo.last_model_trace)
+            before = {k: v.clone() for k, v in gan.state_dict().items()}
+            svi.step(x)
+            changed = {k for k, v in gan.state_dict().items() if not torch.equal(v, before[k])}
+            assert changed == {k for k in before if k.startswith(f"{part}.")}
+            assert all(p.grad is None for p in gan.parameters())
+    assert len(iteration.disc_elbo._compiled) == len(iteration.gen_elbo._compiled) == 1
+
+
+def test_compiled_generator_phase_with_the_data_prior_needs_a_snapshot():
+    gan = VariationalGAN(GANConfig(data_shape=(2,), hidden=(8,)))
+    elbo = JitGeneratorELBO(prior="data")
+    with pyro.validation_enabled(False), pytest.raises(ValueError, match="needs a snapshot"):
+        elbo.loss(gan.model, gan.guide, torch.randn(8, 2))
