@@ -22,6 +22,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer.util import is_validation_enabled
 from pyro.poutine import Trace
+from pyro.poutine.runtime import am_i_wrapped
 
 from .discriminator_elbo import DiscriminatorELBO, discriminator_loss, labelled_batch, param_leaves
 from .generator_elbo import GeneratorELBO
@@ -41,6 +42,12 @@ def _compiling(device: torch.device) -> Iterator[None]:
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         with pyro.validation_enabled(False):
             yield
+
+
+def _eager() -> bool:
+    """Run uncompiled: while Pyro validates (so its checks see the program), and under any
+    outer handler (stock SVI's param capture, a user's trace), which a graph would bypass."""
+    return is_validation_enabled() or am_i_wrapped()
 
 
 def _run(compiled, *inputs):
@@ -92,16 +99,17 @@ class JitDiscriminatorELBO(DiscriminatorELBO):
     """:class:`~pyro_vigen.infer.DiscriminatorELBO`, compiled once per model, guide and
     argument shapes.
 
-    While Pyro's validation is enabled (:func:`~pyro_vigen.infer.fit` enables it for a
-    run's first step) it runs uncompiled, so the checks see the model. After a compiled
-    evaluation :attr:`last_model_trace` is a light trace built from the graph's outputs:
-    the model's sample sites and its labelled batch, all a generator snapshot needs.
+    It runs uncompiled while Pyro's validation is enabled (:func:`~pyro_vigen.infer.fit`
+    enables it for a run's first step), so the checks see the model, and under any outer
+    Pyro handler: stock :class:`pyro.infer.SVI` finds the parameters through one, so it
+    works, without the speed-up; the speed-up is for a loop whose optimiser holds the
+    parameters, as :class:`~pyro_vigen.infer.ModuleSVI`. After a compiled evaluation
+    :attr:`last_model_trace` is a light trace built from the graph's outputs: the
+    model's sample sites and its labelled batch, all a generator snapshot needs.
 
     The parameters are read once, when compiling: they must be updated in place (as
     optimisers and ``load_state_dict`` do); a model given new parameter tensors needs a
-    new objective. Compiled steps register no param sites, so train with an optimiser
-    that holds the parameters (:class:`~pyro_vigen.infer.ModuleSVI`), not with
-    :class:`pyro.infer.SVI`.
+    new objective.
 
     Example::
 
@@ -150,7 +158,7 @@ class JitDiscriminatorELBO(DiscriminatorELBO):
         return compiled, guide_params, model_params, positions, template, names
 
     def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if is_validation_enabled():
+        if _eager():
             return super()._loss(model, guide, args, kwargs)
         key = _signature(model, guide, args, kwargs)
         if key not in self._compiled:
@@ -169,9 +177,8 @@ class JitGeneratorELBO(GeneratorELBO):
 
     The snapshot enters the graph as inputs (its sampled values and generated batch), so
     one graph serves every snapshot of those shapes. ``prior``, ``loss`` and
-    ``reg_weight`` are constants of the graph. Uncompiled while Pyro's validation is
-    enabled; the same requirements on parameters and optimisers as
-    :class:`JitDiscriminatorELBO`.
+    ``reg_weight`` are constants of the graph. Uncompiled and compiled as
+    :class:`JitDiscriminatorELBO`, with the same requirement on parameters.
 
     :param str prior: as :class:`~pyro_vigen.infer.GeneratorELBO`.
     :param float reg_weight: as :class:`~pyro_vigen.infer.GeneratorELBO`.
@@ -230,7 +237,7 @@ class JitGeneratorELBO(GeneratorELBO):
         return compiled, model_params, guide_params, positions
 
     def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if is_validation_enabled():
+        if _eager():
             return super()._loss(model, guide, args, kwargs)
         if self._snapshot is None and self.prior == "data":
             self._get_trace(model, guide, args, kwargs, None)  # raises the error to act on

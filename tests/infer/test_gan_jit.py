@@ -73,3 +73,20 @@ def test_compiled_generator_phase_with_the_data_prior_needs_a_snapshot():
     elbo = JitGeneratorELBO(prior="data")
     with pyro.validation_enabled(False), pytest.raises(ValueError, match="needs a snapshot"):
         elbo.loss(gan.model, gan.guide, torch.randn(8, 2))
+
+
+def test_compiled_phases_still_train_under_stock_svi():
+    # SVI finds the parameters through its own handler, so the objectives run uncompiled.
+    gan = VariationalGAN(GANConfig(data_shape=(2,), hidden=(8,)))
+    x = torch.randn(16, 2)
+    adam = pyro.optim.Adam({"lr": 0.1})
+    for part, elbo in (
+        ("discriminator", JitDiscriminatorELBO()),
+        ("generator", JitGeneratorELBO()),
+    ):
+        before = {k: v.clone() for k, v in gan.state_dict().items()}
+        with pyro.validation_enabled(False):
+            pyro.infer.SVI(gan.model, gan.guide, adam, elbo).step(x)
+        changed = {k for k, v in gan.state_dict().items() if not torch.equal(v, before[k])}
+        assert changed == {k for k in before if k.startswith(f"{part}.")}
+        assert not elbo._compiled
