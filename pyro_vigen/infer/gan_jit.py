@@ -115,10 +115,10 @@ class JitDiscriminatorELBO(DiscriminatorELBO):
 
         import pyro, torch
         from pyro_vigen.infer import JitDiscriminatorELBO, ModuleSVI
-        optim = torch.optim.Adam(gan.discriminator.parameters(), lr=1e-3)  # gan, x as above
+        optim = torch.optim.Adam(gan.discriminator.parameters(), lr=1e-3)  # gan: a VariationalGAN
         svi_d = ModuleSVI(gan.model, gan.guide, optim, JitDiscriminatorELBO())
         with pyro.validation_enabled(False):
-            svi_d.step(x)     # compiles on the first call, then runs the graph
+            svi_d.step(x)     # x: a data batch; compiles on the first call, then runs the graph
     """
 
     def __init__(self) -> None:
