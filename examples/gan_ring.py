@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from pyro_vigen.data import DataConfig
 from pyro_vigen.diagnostics import diagnose
 from pyro_vigen.infer import GANTrainConfig, train_gan
@@ -38,7 +36,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reg-weight", type=float, default=5.0, help="the data prior's lambda")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # the nets are tiny: one thread is faster
 
     steps, num_points, num_samples = (100, 2000, 500) if args.quick else (3000, 10_000, 5000)
     data = DataConfig(name="ring8", num_points=num_points)
@@ -54,6 +51,7 @@ def main() -> None:
             **extra,
         )
         run = Path(args.out) / f"prior_{prior}"
+        # One torch thread, the library's default for its small nets (threads=N for more).
         train_gan(run, data, train, overwrite=True, progress=False)
         # A GAN has no density: diagnose() estimates both KLs by k-nearest neighbours.
         m = diagnose(run, num_samples=num_samples)

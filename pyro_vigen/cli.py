@@ -47,6 +47,27 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_threads_arg(p: argparse.ArgumentParser, per: str = "") -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch intra-op threads{per} (default 1: the library's nets gain little "
+        "from more, and more threads fight other processes for the cores, many times "
+        "slower on a busy machine)",
+    )
+
+
+def _add_lr_decay_arg(g) -> None:
+    g.add_argument(
+        "--lr-decay",
+        type=float,
+        default=0.0,
+        help="share of the run, at its end, over which the learning rates decay linearly "
+        "towards zero (default 0: constant)",
+    )
+
+
 def _add_run_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, help="run directory to write")
@@ -64,6 +85,7 @@ def _add_run_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int) ->
     )
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_threads_arg(g)
 
 
 def _data_config(args: argparse.Namespace):
@@ -89,6 +111,7 @@ def _train(train_fn, args: argparse.Namespace, train, model) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         download=args.download,
+        threads=args.threads,
     )
     print(f"run directory: {args.out}")
     return 0
@@ -111,6 +134,7 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_decay=args.lr_decay,
         elbo=args.elbo,
         num_particles=args.num_particles,
         seed=args.seed,
@@ -137,19 +161,30 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         loss=args.loss,
         lr_disc=args.lr_disc,
         lr_gen=args.lr_gen,
+        lr_decay=args.lr_decay,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         jit=args.jit,
         device=args.device,
     )
-    model = GANConfig(noise_dim=args.noise_dim, hidden=args.hidden, obs_scale=args.obs_scale)
+    model = GANConfig(
+        noise_dim=args.noise_dim,
+        hidden=args.hidden,
+        gen_hidden=args.gen_hidden,
+        disc_hidden=args.disc_hidden,
+        gen_batch_norm=args.gen_batch_norm,
+        disc_maxout=args.disc_maxout,
+        init_std=args.init_std,
+        obs_scale=args.obs_scale,
+        pack=args.pack,
+    )
     return _train(train_gan, args, train, model)
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .diagnostics import diagnose
 
-    metrics = diagnose(args.run, num_samples=args.num_samples, seed=args.seed)
+    metrics = diagnose(args.run, num_samples=args.num_samples, seed=args.seed, threads=args.threads)
     for key in sorted(metrics):
         value = metrics[key]
         print(f"{key:<20} {value:.4g}" if isinstance(value, float) else f"{key:<20} {value}")
@@ -159,23 +194,33 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
+    from .threads import torch_threads
 
-    path = write_report(args.runs, args.out)
+    with torch_threads(args.threads):
+        path = write_report(args.runs, args.out)
     print(f"report: {path} (and {path.with_suffix('.md')})")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .report import compare
+    import json
+
+    from .report import claims_table, compare
 
     path = compare(
         _data_config(args),
         args.seeds,
         args.out,
-        steps=args.steps,
         num_samples=args.num_samples,
         progress=not args.no_progress,
+        threads=args.threads,
+        **{
+            k: v for k, v in (("steps", args.steps), ("vae_steps", args.vae_steps)) if v is not None
+        },
     )
+    summary = json.loads(path.with_name("summary.json").read_text())
+    print(f"The theory's claims on {summary['dataset']}, seed by seed:")
+    print(claims_table(summary["claims"]))
     print(f"report: {path}")
     return 0
 
@@ -218,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--num-particles", type=int, default=1, help="particles per ELBO estimate")
     g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    _add_lr_decay_arg(g)
     p.set_defaults(func=_cmd_train_vae)
 
     p = models.add_parser("gan", help="train a GAN as VI over the real/fake label")
@@ -261,8 +307,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Gaussian noise std around G(z) (default: none, the classic GAN)",
     )
+    g.add_argument(
+        "--pack",
+        type=int,
+        default=1,
+        help="points the discriminator sees at once (PacGAN; a divisor of --batch-size; "
+        "default 1, the classic GAN)",
+    )
+    g.add_argument(
+        "--gen-hidden", type=_int_tuple, default=None, help="generator widths (default --hidden)"
+    )
+    g.add_argument(
+        "--disc-hidden",
+        type=_int_tuple,
+        default=None,
+        help="discriminator widths (default --hidden)",
+    )
+    g.add_argument(
+        "--gen-batch-norm", action="store_true", help="batch norm in the generator (points)"
+    )
+    g.add_argument(
+        "--disc-maxout",
+        type=int,
+        default=1,
+        help="maxout pieces of the discriminator's hidden units (points; default 1: none)",
+    )
+    g.add_argument(
+        "--init-std",
+        type=float,
+        default=None,
+        help="initial weights from N(0, s^2) (default: PyTorch's initialisation)",
+    )
     g.add_argument("--lr-disc", type=float, default=1e-3, help="discriminator Adam learning rate")
     g.add_argument("--lr-gen", type=float, default=1e-3, help="generator Adam learning rate")
+    _add_lr_decay_arg(g)
     g.add_argument(
         "--no-jit",
         dest="jit",
@@ -279,11 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-samples", type=int, default=10_000, help="model samples drawn (default 10000)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
+    _add_threads_arg(p)
     p.set_defaults(func=_cmd_diagnose)
 
     p = sub.add_parser("report", help="write an HTML (+ Markdown) report of diagnosed runs")
     p.add_argument("runs", nargs="+", help="run directories, or folders holding them")
     p.add_argument("--out", required=True, help="the .html file to write (the .md goes beside it)")
+    _add_threads_arg(p)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
@@ -293,13 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     p.add_argument("--out", required=True, help="folder for the runs, report.html and summary.json")
+    # Defaults live in pyro_vigen.report.compare (not imported here: it loads torch).
     p.add_argument(
-        "--steps", type=int, default=1200, help="training steps of every run (default 1200)"
+        "--steps", type=int, default=None, help="iterations of every GAN run (default 10000)"
+    )
+    p.add_argument(
+        "--vae-steps", type=int, default=None, help="SVI steps of every VAE run (default 20000)"
     )
     p.add_argument(
         "--num-samples", type=int, default=5000, help="samples per diagnosis (default 5000)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_threads_arg(p, per=" per worker process")
     p.set_defaults(func=_cmd_compare)
     return parser
 

@@ -175,3 +175,47 @@ def test_wrong_dimension_for_the_model_from_the_cli(cli, tmp_path):
 def test_errors_from_a_real_process_are_one_line_without_traceback(tmp_path):
     result = run_cli("train", "vae", "--data", "ring9", "--out", str(tmp_path / "r"))
     assert_one_line_error(result, "unknown dataset 'ring9'")
+
+
+@pytest.mark.parametrize("threads", ["0", "-2"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "vae", "--out", "{tmp}/r", "--no-progress"],
+        ["train", "gan", "--out", "{tmp}/r", "--no-progress"],
+        ["diagnose", "{tmp}/r"],
+        ["report", "{tmp}/r", "--out", "{tmp}/report.html"],
+        ["compare", "--out", "{tmp}/c", "--no-progress"],
+    ],
+    ids=lambda c: " ".join(c[:2]) if c[0] == "train" else c[0],
+)
+def test_bad_threads_give_one_line_and_status_2(cli, tmp_path, command, threads):
+    before = torch.get_num_threads()
+    result = cli(*(a.format(tmp=tmp_path) for a in command), "--threads", threads)
+    assert_one_line_error(result, f"threads must be positive, got {threads}")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+    assert torch.get_num_threads() == before
+
+
+def test_threads_are_a_runtime_setting(cli, tmp_path):
+    out = tmp_path / "r"
+    base = ["train", "gan", "--out", out, "--hidden", "8", "--num-points", "300",
+            "--batch-size", "64", "--no-progress"]  # fmt: skip
+    before = torch.get_num_threads()
+    assert cli(*base, "--steps", "10", "--threads", "2").returncode == 0
+    assert torch.get_num_threads() == before
+    assert "threads" not in (out / "config.json").read_text()
+    # Resuming on another thread count is the same run.
+    assert cli(*base, "--steps", "20", "--resume", "--threads", "1").returncode == 0
+    assert cli("diagnose", out, "--num-samples", "500", "--threads", "2").returncode == 0
+    result = cli("report", out, "--out", tmp_path / "report.html", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert torch.get_num_threads() == before
+
+
+def test_help_says_the_thread_default_and_why(cli):
+    for command in (["train", "vae"], ["train", "gan"], ["diagnose"], ["report"], ["compare"]):
+        out = cli(*command, "--help").stdout
+        text = " ".join(out.split())
+        assert "--threads THREADS" in out, command
+        assert "default 1" in text and "fight other processes" in text, command

@@ -7,6 +7,10 @@ cannot drift from the code.
 ``.. benchmark-results::`` renders ``benchmarks/results.json`` (written by
 ``make bench``) as a table when the file exists, and a note saying how to produce it
 when it does not. It never invents numbers.
+
+``.. pacgan-protocol::`` renders ``benchmarks/pacgan_protocol.json`` (written by
+``benchmarks/pacgan_protocol.py``) the same way: our rows beside the published ones of
+PacGAN's Table 1, the budget used, the goals and the deviations from the reference code.
 """
 
 from __future__ import annotations
@@ -150,6 +154,118 @@ class BenchmarkResults(SphinxDirective):
         return out
 
 
+def _table(header: list[str], rows: list[list[str]]) -> nodes.table:
+    """A docutils table of text cells."""
+    table = nodes.table()
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for _ in header:
+        group += nodes.colspec(colwidth=1)
+
+    def _row(cells):
+        row = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph(text=cell)
+            row += entry
+        return row
+
+    thead, tbody = nodes.thead(), nodes.tbody()
+    group += thead
+    group += tbody
+    thead += _row(header)
+    for r in rows:
+        tbody += _row(r)
+    return table
+
+
+def _spread(stats: dict, spec: str, key: str, scale: float = 1.0) -> str:
+    """``mean +- stats[key]`` (the mean alone where there is no spread)."""
+    if stats.get("mean") is None:
+        return ""
+    text = format(stats["mean"] * scale, spec)
+    spread = stats.get(key)
+    return text if spread is None else f"{text} ± {format(spread * scale, spec)}"
+
+
+class PacganProtocol(SphinxDirective):
+    """Render benchmarks/pacgan_protocol.json: our rows beside PacGAN's published Table 1."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        path = ROOT / "benchmarks" / "pacgan_protocol.json"
+        self.env.note_dependency(str(path))
+        if not path.exists():
+            para = nodes.paragraph(
+                text="benchmarks/pacgan_protocol.json does not exist in this checkout: run "
+                "`python benchmarks/pacgan_protocol.py` (see above) and rebuild the docs to "
+                "see the numbers here."
+            )
+            return [nodes.note("", para)]
+        data = json.loads(path.read_text())
+        budget, machine = data["budget"], data["budget"].get("machine", {})
+        out: list[nodes.Node] = [
+            nodes.paragraph(
+                text=f"Budget of these numbers: {budget['epochs']:g} epochs "
+                f"({budget['iterations']:,} iterations; the protocol's is "
+                f"{data['protocol']['epochs']}), {budget['seeds']} seed(s) per row (the "
+                f"paper's: {data['protocol']['trials']} trials), "
+                f"{'the full protocol' if budget['full_protocol'] else 'not the full protocol'}; "
+                f"{budget['wall_time_s'] / 3600:.2f} h of wall time on "
+                f"{machine.get('cpus', '?')} CPU core(s) ({machine.get('workers', '?')} runs "
+                f"at a time, {machine.get('torch_threads_per_run', '?')} torch thread each, "
+                f"device {machine.get('device', '?')}), {budget.get('date', '')}."
+            )
+        ]
+        header = ["row", "source", "runs", "modes", "high quality %", "reverse KL"]
+        published = data["published"]
+        for name in budget["datasets"]:
+            rows = []
+            for row in data["ours"].get(name, {}).values():
+                failed = f", {len(row['failed'])} failed" if row["failed"] else ""
+                rows.append(
+                    [
+                        row["label"],
+                        "ours, mean ± sd",
+                        f"{row['modes']['n']}{failed}",
+                        _spread(row["modes"], ".1f", "sd"),
+                        _spread(row["hq"], ".1f", "sd", 100),
+                        _spread(row["reverse_kl"], ".2f", "sd"),
+                    ]
+                )
+            for label, metrics in published.get(name, {}).items():
+                rows.append(
+                    [
+                        label,
+                        "Lin et al. 2018, mean ± se",
+                        str(data["protocol"]["trials"]),
+                        _spread(metrics["modes"], ".1f", "se"),
+                        _spread(metrics["hq"], ".1f", "se", 100),
+                        _spread(metrics["reverse_kl"], ".2f", "se"),
+                    ]
+                )
+            section = nodes.rubric(text=name)
+            out += [section, _table(header, rows)]
+        goals = nodes.bullet_list()
+        for goal in data.get("goals", []):
+            met = {True: "met", False: "NOT met", None: "not checked (rows not run)"}
+            item = nodes.list_item()
+            item += nodes.paragraph(text=f"{goal['goal']}: {met[goal['met']]}.")
+            goals += item
+        out += [nodes.paragraph(text="Goals:"), goals]
+        deviations = nodes.bullet_list()
+        for text in data.get("deviations", []):
+            item = nodes.list_item()
+            item += nodes.paragraph(text=text)
+            deviations += item
+        out += [
+            nodes.paragraph(text="Where these runs differ from the reference code:"),
+            deviations,
+        ]
+        return out
+
+
 # Packages whose ``__all__`` the API reference must cover.
 PUBLIC_PACKAGES = (
     "pyro_vigen.config",
@@ -186,5 +302,6 @@ def check_public_names(app, env) -> None:
 def setup(app):
     app.add_directive("cli-help", CliHelp)
     app.add_directive("benchmark-results", BenchmarkResults)
+    app.add_directive("pacgan-protocol", PacganProtocol)
     app.connect("env-check-consistency", check_public_names)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

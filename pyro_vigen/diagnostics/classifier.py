@@ -40,8 +40,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import require_positive
+from ..threads import torch_threads
 from .checks import Samples, as_point_pair, check_count
-from .threads import single_threaded
 
 
 def classifier_kl(
@@ -155,7 +155,9 @@ def cross_fitted_logits(
     fold_p = torch.randperm(len(x_p), generator=gen) % folds
     fold_q = torch.randperm(len(x_q), generator=gen) % folds
     logit_p, logit_q = torch.empty(len(x_p)), torch.empty(len(x_q))
-    with single_threaded(), torch.random.fork_rng(devices=[]):
+    # One thread whatever the caller's setting: the fitted logits must not depend on the
+    # machine's thread count (see pyro_vigen.threads).
+    with torch_threads(1), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for f in range(folds):
             net = _train(x_p[fold_p != f], x_q[fold_q != f], hidden=hidden, epochs=epochs, gen=gen)

@@ -14,6 +14,14 @@ They are the discriminator's view, not independent measurements: a discriminator
 has fallen behind its generator underestimates all three, and ``jsd`` is negative when
 it does worse than chance. Compare them with the sample-based ``kl_forward`` and
 ``kl_reverse``.
+
+A packed GAN's discriminator (PacGAN, ``GANConfig.pack`` = m > 1) scores packs of m
+points: its logit estimates :math:`\log p_{data}(x_1, \dots, x_m) / p_g(x_1, \dots, x_m)
+= \sum_i \log p_{data}(x_i)/p_g(x_i)`, whose means are m times the per-point KLs, so the
+two KL estimates divide by m and stay per point. Its loss, though, measures the JSD of
+the product distributions :math:`p_{data}^m` and :math:`p_g^m`, which is not a
+per-point JSD (it grows with m towards :math:`\log 2`): it is reported as
+``pack_jsd``, in place of ``jsd``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from typing import Protocol
 
 import torch
 from torch.nn import functional as F
+
+from ..config import require_positive
+from ..models import pack_rows
 
 _CHUNK = 8192
 
@@ -35,16 +46,30 @@ class Discriminating(Protocol):
 
 @torch.no_grad()
 def discriminator_estimates(
-    gan: Discriminating, data: torch.Tensor, generated: torch.Tensor
+    gan: Discriminating,
+    data: torch.Tensor,
+    generated: torch.Tensor,
+    *,
+    pack: int = 1,
+    seed: int = 0,
 ) -> dict:
     """``disc_kl_forward``, ``disc_kl_reverse`` and ``jsd`` (see the module) in nats.
 
+    With ``pack`` = m > 1 the points are shuffled (so sorted data still gives packs of
+    independent draws), the last ``len % m`` dropped, and the rest cut into packs of m
+    consecutive points for ``gan.logits``; the KL estimates are the packs' divided by m
+    (per point), and the JSD is the packs' own, ``pack_jsd`` (see the module).
+
     :param gan: a model with ``logits(x) -> (N,)``, e.g.
-        :class:`~pyro_vigen.models.VariationalGAN`.
+        :class:`~pyro_vigen.models.VariationalGAN`; packed, it takes packs as
+        :meth:`~pyro_vigen.models.VariationalGAN.packs` makes them.
     :param data: data points as the discriminator was trained on them.
     :param generated: points drawn from the generator.
-    :raises ValueError: an empty set, or logits that are NaN or inf.
-    :returns: ``{"disc_kl_forward": float, "disc_kl_reverse": float, "jsd": float}``.
+    :param int pack: points per pack of the discriminator, ``gan.config.pack``.
+    :param int seed: seed of the shuffle before packing (unused with ``pack`` = 1).
+    :raises ValueError: fewer points than one pack, or logits that are NaN or inf.
+    :returns: ``{"disc_kl_forward": float, "disc_kl_reverse": float, "jsd": float}``, with
+        ``pack_jsd`` for ``jsd`` when ``pack`` > 1.
 
     Example::
 
@@ -55,15 +80,27 @@ def discriminator_estimates(
         est = discriminator_estimates(gan, load_dataset("ring8").x, gan.sample(5000))
         est["disc_kl_forward"], est["disc_kl_reverse"], est["jsd"]
     """
-    real = _logits(gan, data, "data")
-    fake = _logits(gan, generated, "generated")
+    require_positive("pack", pack, integer=True)
+    gen = torch.Generator().manual_seed(seed)
+    real = _logits(gan, _packs(data, pack, gen, "data"), "data")
+    fake = _logits(gan, _packs(generated, pack, gen, "generated"), "generated")
     # -log D = softplus(-f) and -log(1 - D) = softplus(f), stable for any logit.
     loss = float(F.softplus(-real).mean() + F.softplus(fake).mean())
     return {
-        "disc_kl_forward": float(real.mean()),
-        "disc_kl_reverse": float(-fake.mean()),
-        "jsd": math.log(2) - loss / 2,
+        "disc_kl_forward": float(real.mean()) / pack,
+        "disc_kl_reverse": float(-fake.mean()) / pack,
+        "jsd" if pack == 1 else "pack_jsd": math.log(2) - loss / 2,
     }
+
+
+def _packs(x: torch.Tensor, pack: int, gen: torch.Generator, what: str) -> torch.Tensor:
+    """``x`` shuffled and cut into packs; ``x`` itself when ``pack`` is 1."""
+    if pack == 1:
+        return x
+    if x.shape[0] < pack:
+        raise ValueError(f"{x.shape[0]} {what} point(s) do not fill one pack of {pack}")
+    n = x.shape[0] // pack * pack
+    return pack_rows(x[torch.randperm(x.shape[0], generator=gen)[:n]], pack)
 
 
 def _logits(gan: Discriminating, x: torch.Tensor, what: str) -> torch.Tensor:

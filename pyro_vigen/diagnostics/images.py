@@ -37,10 +37,10 @@ from ..config import require_positive
 from ..data import Dataset
 from ..infer.checkpoint import atomic_save
 from ..nets import ConvEncoder
+from ..threads import torch_threads
 from .checks import as_points, check_count
 from .kl import gaussian_fit_kl_both
 from .modes import label_coverage
-from .threads import single_threaded
 
 #: Bump when the classifier or its training changes, so stale cache files are not used.
 CLASSIFIER_VERSION = 1
@@ -132,7 +132,9 @@ def train_feature_classifier(
     batch = min(_BATCH, len(x))
     steps = min(_MAX_EPOCHS * (len(x) // batch), _MAX_STEPS)
     gen = torch.Generator().manual_seed(seed)
-    with single_threaded(), torch.random.fork_rng(devices=[]):
+    # One thread whatever the caller's setting: a cached classifier must be the one a
+    # fresh training gives, on any machine (see pyro_vigen.threads).
+    with torch_threads(1), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = FeatureClassifier(tuple(images.shape[1:]), num_classes)
         optim = torch.optim.Adam(net.parameters(), lr=_LR)

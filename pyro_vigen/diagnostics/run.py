@@ -36,6 +36,7 @@ from ..infer import load_run, read_history
 from ..infer.run import DIAGNOSTICS, HISTORY, METRICS, RunDir
 from ..infer.vae_training import model_data
 from ..models import VAE
+from ..threads import torch_threads
 from .checks import as_points
 from .gan import discriminator_estimates
 from .images import feature_classifier, image_metrics
@@ -63,6 +64,7 @@ def diagnose(
     num_particles: int | None = None,
     kl_particles: int = KL_PARTICLES,
     cache_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Measure a trained run and write ``metrics.json`` and ``diagnostics.nc`` into it.
 
@@ -71,7 +73,9 @@ def diagnose(
     images (over the classes) ``num_modes``, ``modes_captured``, ``hq_fraction``,
     ``mode_kl``; for images also ``precision`` and ``recall``; for a VAE ``elbo``,
     ``iwae``, ``iwae_particles``, ``khat_mean``, ``khat_frac_over_0_7`` and, on toy
-    mixtures, ``joint_kl``; for a GAN ``disc_kl_forward``, ``disc_kl_reverse``, ``jsd``.
+    mixtures, ``joint_kl``; for a GAN ``disc_kl_forward``, ``disc_kl_reverse``, ``jsd``
+    (``pack_jsd``, the JSD of packs, for a packed GAN: see
+    :func:`~pyro_vigen.diagnostics.discriminator_estimates`).
 
     ``diagnostics.nc`` is an :class:`arviz.InferenceData` (read it with
     :func:`arviz.from_netcdf`) with the groups
@@ -93,6 +97,10 @@ def diagnose(
         and k-hat (default 1000 for points, 256 for images).
     :param int kl_particles: importance particles of the VAE log-density in ``mc`` KL.
     :param cache_dir: where the image feature classifier is cached.
+    :param int threads: torch's intra-op threads while measuring (``None``: the library's
+        default, one; see :mod:`pyro_vigen.threads`); the caller's setting is restored
+        after. The classifiers that the estimates train always take one thread, so
+        their results do not depend on it.
     :returns: the metrics written to ``metrics.json``.
     :raises ValueError: not a run directory, no or a bad checkpoint, an unknown model
         kind, NaN/inf model samples.
@@ -110,7 +118,7 @@ def diagnose(
     run = RunDir(run_dir)
     # Everything random draws from a forked, seeded generator; building the model too
     # (its layers initialise randomly before the checkpoint overwrites them).
-    with torch.random.fork_rng(devices=[]):
+    with torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         config, model = load_run(run.path)
         _check_finite_parameters(model, run)
@@ -135,7 +143,9 @@ def diagnose(
             metrics.update(vi)
             groups.update(vi_groups)
         else:
-            metrics.update(discriminator_estimates(model, data, samples))
+            metrics.update(
+                discriminator_estimates(model, data, samples, pack=model.config.pack, seed=seed)
+            )
             groups["observed_data"] = _points_dataset("x", data[:MAX_STORED])
     attrs.update(kind=config["kind"], data=dataset.name, pyro_vigen=__version__)
     _write(run, metrics, groups, diag_vars, attrs)

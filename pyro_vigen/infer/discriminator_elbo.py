@@ -16,6 +16,9 @@ from pyro.poutine import Trace
 def labelled_batch(model_trace: Trace) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``(x, y)`` a GAN model returned, checked.
 
+    ``y`` holds one label per pack of m consecutive rows of ``x`` (PacGAN; m = 1, a label
+    per row, is the classic GAN), so ``x`` has a multiple of ``len(y)`` rows.
+
     :raises ValueError: the model returned something else.
     """
     value = model_trace.nodes["_RETURN"]["value"]
@@ -24,19 +27,27 @@ def labelled_batch(model_trace: Trace) -> tuple[torch.Tensor, torch.Tensor]:
         and len(value) == 2
         and all(isinstance(v, torch.Tensor) for v in value)
         and value[1].dim() == 1
-        and value[0].shape[0] == value[1].shape[0]
+        and value[1].shape[0] > 0
+        and value[0].shape[0] % value[1].shape[0] == 0
     ):
         raise ValueError(
             "a GAN model must return the labelled batch (x, y), y a 1-D tensor of 0/1 labels "
-            "with one per row of x, as VariationalGAN.model does"
+            "with one per row of x, or one per pack of m consecutive rows, as "
+            "VariationalGAN.model does"
         )
     return value
+
+
+def row_labels(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The label of each row of a labelled batch: its pack's."""
+    return y.repeat_interleave(x.shape[0] // y.shape[0])
 
 
 def guide_trace(guide, x: torch.Tensor, y: torch.Tensor) -> Trace:
     """Trace of ``guide(x)`` with its ``y`` site conditioned on ``y``, log-probabilities computed.
 
-    ``trace.nodes["y"]["log_prob"]`` is then :math:`\\log q_\\phi(y_i|x_i)`, one per row.
+    ``trace.nodes["y"]["log_prob"]`` is then :math:`\\log q_\\phi(y_i|x_i)`, one per label
+    (per row, or per pack of rows).
 
     :raises ValueError: the guide has no sample site ``y``.
     """
@@ -55,9 +66,9 @@ def param_leaves(trace: Trace) -> list[torch.Tensor]:
 
 
 def label_mean(log_q: torch.Tensor, y: torch.Tensor, label: int) -> torch.Tensor:
-    """Mean of ``log_q`` over the rows labelled ``label``.
+    """Mean of ``log_q`` over the labels (rows or packs) equal to ``label``.
 
-    :raises ValueError: the batch holds no row of that label.
+    :raises ValueError: the batch holds no such label.
     """
     rows = y == label
     if not bool(rows.any()):
@@ -105,6 +116,9 @@ class DiscriminatorELBO(PhaseELBO):
     Pyro's ELBOs take), which is twice the expectation over the uniform :math:`p(y)`. It
     is :math:`2\log 2` at the optimum when :math:`p_g = p_{data}`, and in general
     :math:`2\log 2 - 2\,\mathrm{JSD}(p_{data}\,\|\,p_g)` at the optimal discriminator.
+    With packing (``GANConfig.pack`` = k > 1, PacGAN [4]) a label and :math:`x_i` stand
+    for a pack of k points, n and m count packs, and the JSD is that of the product
+    distributions :math:`p_{data}^k` and :math:`p_g^k`.
 
     ``model(*args)`` must return the labelled batch ``(x, y)`` and ``guide(x)`` must
     score labels at a sample site ``y`` (see :class:`~pyro_vigen.models.VariationalGAN`).
@@ -130,6 +144,8 @@ class DiscriminatorELBO(PhaseELBO):
     [2] Hu et al., "On Unifying Deep Generative Models", ICLR 2018.
     [3] Su, "Variational Inference: A Unified Framework of Generative Models and Some
     Revelations", arXiv:1807.05936.
+    [4] Lin et al., "PacGAN: The power of two samples in generative adversarial
+    networks", NeurIPS 2018.
     """
 
     def __init__(self) -> None:

@@ -9,6 +9,13 @@ what the caller needs afterwards: the model's sampled values and labelled batch
 (discriminator phase, for the snapshot) and the penalty (generator phase). A step then
 runs one graph, with none of Pyro's handlers, sites or distributions: at the sizes of
 the toy problems that is most of a step's cost.
+
+Batch norm (``GANConfig.gen_batch_norm``) compiles too: the graph keeps the module's
+mode (train mode: the batch's statistics) and updates the running statistics in place,
+on the module's own buffers, as the uncompiled objectives do; the counter
+``num_batches_tracked``, which the tracer drops, is advanced after each run (see
+:class:`_Graph`). Compiling runs the model a few times and restores the buffers after,
+so it leaves no trace in them.
 """
 
 from __future__ import annotations
@@ -23,31 +30,87 @@ import torch
 from pyro.infer.util import is_validation_enabled
 from pyro.poutine import Trace
 from pyro.poutine.runtime import am_i_wrapped
+from torch import nn
 
 from .discriminator_elbo import DiscriminatorELBO, discriminator_loss, labelled_batch, param_leaves
 from .generator_elbo import GeneratorELBO
 
 
+def _modules(model, guide) -> list[nn.Module]:
+    """The modules ``model`` and ``guide`` are methods of (``gan.model``, ``gan.guide``)."""
+    found: dict[int, nn.Module] = {}
+    for fn in (model, guide):
+        owner = getattr(fn, "__self__", None)
+        if isinstance(owner, nn.Module):
+            found[id(owner)] = owner
+    return list(found.values())
+
+
 @contextlib.contextmanager
-def _compiling(device: torch.device) -> Iterator[None]:
-    """Where a phase is traced: a forked random state, no validation, no warnings.
+def _compiling(device: torch.device, modules: list[nn.Module]) -> Iterator[None]:
+    """Where a phase is traced: a forked random state, no validation, no warnings, and
+    the buffers of ``modules`` restored after.
 
     Tracing runs the model and guide; on a forked random state it draws nothing from the
     training stream, so a run that compiles (again, after a resume) stays reproducible.
+    In train mode those runs would also move batch norm's running statistics; restoring
+    the buffers leaves them where the uncompiled objectives would have them.
     """
+    buffers = [b for m in modules for b in m.buffers()]
+    saved = [b.clone() for b in buffers]
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
-        # torch 2.x marks torch.jit.trace deprecated; Pyro's JitTrace_ELBO uses it too.
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace` is deprecated")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        with pyro.validation_enabled(False):
-            yield
+    try:
+        with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
+            # torch 2.x marks torch.jit.trace deprecated; Pyro's JitTrace_ELBO uses it too.
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace` is deprecated")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            with pyro.validation_enabled(False):
+                yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(buffers, saved, strict=True):
+                buffer.copy_(value)
 
 
 def _eager() -> bool:
     """Run uncompiled: while Pyro validates (so its checks see the program), and under any
     outer handler (stock SVI's param capture, a user's trace), which a graph would bypass."""
     return is_validation_enabled() or am_i_wrapped()
+
+
+class _Graph:
+    """A traced function, with the integer buffers its graph fails to advance.
+
+    A traced graph reads a module's buffers as constants that alias them, so batch
+    norm's in-place update of its running statistics reaches the module; but an
+    in-place op whose result no output depends on is dropped from the graph, as batch
+    norm's ``num_batches_tracked += 1`` is. Each integer buffer that the eager run while
+    tracing moved by more than one run of the graph does is advanced by the difference
+    after every run, so compiled steps leave the buffers as uncompiled ones do. Made
+    inside :func:`_compiling`, which restores the buffers after.
+    """
+
+    def __init__(self, fn, inputs: tuple, modules: list[nn.Module]) -> None:
+        counters = [b for m in modules for b in m.buffers() if not b.is_floating_point()]
+        start = [c.clone() for c in counters]
+        self.graph = torch.jit.trace(fn, inputs, check_trace=False)
+        traced = [c - s for c, s in zip(counters, start, strict=True)]
+        start = [c.clone() for c in counters]
+        if counters:
+            _run(self.graph, *inputs)
+        ran = [c - s for c, s in zip(counters, start, strict=True)]
+        self.advance = [
+            (c, t - r)
+            for c, t, r in zip(counters, traced, ran, strict=True)
+            if bool((t != r).any())
+        ]
+
+    def __call__(self, *inputs):
+        out = self.graph(*inputs)
+        with torch.no_grad():
+            for counter, step in self.advance:
+                counter.add_(step)
+        return out
 
 
 def _run(compiled, *inputs):
@@ -63,7 +126,9 @@ def _signature(model, guide, args, kwargs) -> tuple:
     # The callables themselves, not their ids: ``gan.model`` is a new bound method at
     # each access (equal and hashing alike, with another id), and an id can be reused.
     shapes = tuple((a.shape, a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args)
-    return model, guide, shapes, tuple(sorted(kwargs.items()))
+    # The modes too: a graph keeps the mode it was traced in (batch norm's statistics).
+    modes = tuple(m.training for module in _modules(model, guide) for m in module.modules())
+    return model, guide, shapes, tuple(sorted(kwargs.items())), modes
 
 
 def _capture(model, guide, args, kwargs) -> tuple[list[torch.Tensor], list[torch.Tensor], Trace]:
@@ -139,7 +204,7 @@ class JitDiscriminatorELBO(DiscriminatorELBO):
 
     def _compile(self, model, guide, args, kwargs) -> tuple:
         positions = _tensor_positions(args)
-        with _compiling(args[positions[0]].device):
+        with _compiling(args[positions[0]].device, _modules(model, guide)):
             model_params, guide_params, template = _capture(model, guide, args, kwargs)
             # Every sample site (z, noise, the deterministic x_gen), as the model's trace.
             names = [n for n, s in template.nodes.items() if s["type"] == "sample"]
@@ -154,7 +219,7 @@ class JitDiscriminatorELBO(DiscriminatorELBO):
                 return discriminator_loss(model_trace, trace), *labelled_batch(model_trace), *values
 
             inputs = (*guide_params, *model_params, *(args[i] for i in positions))
-            compiled = torch.jit.trace(loss_and_values, inputs, check_trace=False)
+            compiled = _Graph(loss_and_values, inputs, _modules(model, guide))
         return compiled, guide_params, model_params, positions, template, names
 
     def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -216,7 +281,7 @@ class JitGeneratorELBO(GeneratorELBO):
     def _compile(self, model, guide, args, kwargs) -> tuple:
         positions = _tensor_positions(args)
         snapshot = self._snapshot
-        with _compiling(args[positions[0]].device):
+        with _compiling(args[positions[0]].device, _modules(model, guide)):
             model_params, guide_params, _ = _capture(model, guide, args, kwargs)
             n_params, n_args = len(model_params) + len(guide_params), len(positions)
             names = list(self._snapshot_key[0]) if snapshot is not None else []
@@ -233,7 +298,7 @@ class JitGeneratorELBO(GeneratorELBO):
 
             inputs = (*model_params, *guide_params, *(args[i] for i in positions))
             inputs += self._snapshot_inputs if snapshot is not None else ()
-            compiled = torch.jit.trace(loss_and_penalty, inputs, check_trace=False)
+            compiled = _Graph(loss_and_penalty, inputs, _modules(model, guide))
         return compiled, model_params, guide_params, positions
 
     def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:

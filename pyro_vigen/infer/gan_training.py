@@ -12,10 +12,11 @@ import torch
 from ..config import Config, require_positive
 from ..data import DataConfig
 from ..models import GANConfig, VariationalGAN
+from ..threads import torch_threads
 from .discriminator_elbo import DiscriminatorELBO
 from .gan_jit import JitDiscriminatorELBO, JitGeneratorELBO
 from .generator_elbo import GENERATOR_LOSSES, GeneratorELBO, resolve_reg_weight
-from .loop import BatchSampler, fit
+from .loop import BatchSampler, check_lr_decay, fit, linear_decay
 from .module_svi import ModuleSVI
 from .vae_training import start_run
 
@@ -29,7 +30,8 @@ class GANTrainConfig(Config):
     the last of them leaves (all on its z; see :class:`GANIteration`).
 
     :param int steps: training iterations.
-    :param int batch_size: data points per minibatch (and as many generated ones).
+    :param int batch_size: data points per minibatch (and as many generated ones); with
+        packing (``GANConfig.pack``) a multiple of the pack (see :func:`check_pack`).
     :param int disc_steps: discriminator steps per iteration.
     :param int gen_steps: generator steps per snapshot; ``None`` takes 2 for
         ``prior="data"`` (the penalty needs at least 2 to act) and 1 for ``"mixed"``.
@@ -41,6 +43,9 @@ class GANTrainConfig(Config):
     :param str loss: ``"nonsaturating"`` or ``"minimax"`` generator loss.
     :param float lr_disc: Adam's learning rate of the discriminator.
     :param float lr_gen: Adam's learning rate of the generator.
+    :param float lr_decay: the share of the run, at its end, over which both learning
+        rates decay linearly towards zero (see :func:`~pyro_vigen.infer.loop.linear_decay`);
+        0 keeps them constant.
     :param tuple betas_disc: Adam's betas of the discriminator.
     :param tuple betas_gen: Adam's betas of the generator.
     :param int seed: seed of the initialisation, the minibatches, z and the saved samples.
@@ -67,6 +72,7 @@ class GANTrainConfig(Config):
     loss: str = "nonsaturating"
     lr_disc: float = 1e-3
     lr_gen: float = 1e-3
+    lr_decay: float = 0.0
     betas_disc: tuple[float, float] = (0.5, 0.999)
     betas_gen: tuple[float, float] = (0.5, 0.999)
     seed: int = 0
@@ -94,6 +100,7 @@ class GANTrainConfig(Config):
             require_positive(name, getattr(self, name), integer=True)
         require_positive("lr_disc", self.lr_disc)
         require_positive("lr_gen", self.lr_gen)
+        check_lr_decay(self.lr_decay)
         for name in ("betas_disc", "betas_gen"):
             betas = tuple(getattr(self, name))
             if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
@@ -172,6 +179,28 @@ class GANIteration:
         return {"disc_loss": disc_loss, "gen_loss": gen_loss, "penalty": self.gen_elbo.last_penalty}
 
 
+def check_pack(pack: int, batch_size: int) -> None:
+    """Check that a batch splits into packs: its real points and its generated points
+    are each cut into packs of ``pack`` consecutive points.
+
+    :param int pack: ``GANConfig.pack``.
+    :param int batch_size: ``GANTrainConfig.batch_size``.
+    :raises ValueError: a pack larger than the batch, or a batch size that is not a
+        multiple of the pack.
+    """
+    if pack > batch_size:
+        raise ValueError(
+            f"pack (--pack) {pack} is larger than batch_size (--batch-size) {batch_size}: "
+            "a batch must hold at least one pack of real points"
+        )
+    if batch_size % pack:
+        raise ValueError(
+            f"batch_size (--batch-size) {batch_size} is not a multiple of pack (--pack) {pack}: "
+            f"the real and the generated points of a batch are each split into packs; "
+            f"use e.g. --batch-size {batch_size // pack * pack}"
+        )
+
+
 def train_gan(
     out: str | os.PathLike,
     data: DataConfig,
@@ -182,6 +211,7 @@ def train_gan(
     overwrite: bool = False,
     progress: bool = True,
     download: bool = False,
+    threads: int | None = None,
 ) -> VariationalGAN:
     """Train a GAN and write its run directory.
 
@@ -200,10 +230,15 @@ def train_gan(
     :param overwrite: replace a run already in ``out``.
     :returns: the trained model.
     :raises TrainingDiverged: a loss became NaN or infinite (the last checkpoint stays).
+    :raises ValueError: bad settings, e.g. a batch size that does not split into the
+        model's packs (:func:`check_pack`).
     :param DataConfig data: the data.
     :param GANTrainConfig train: the optimisation settings.
     :param bool progress: show a progress bar.
     :param bool download: let ``mnist`` fetch its files.
+    :param int threads: torch's intra-op threads during the run (``None``: the library's
+        default, one; see :mod:`pyro_vigen.threads`); the caller's setting is restored
+        after. A runtime setting, not part of ``config.json``.
 
     Example::
 
@@ -212,26 +247,31 @@ def train_gan(
         gan = train_gan("runs/gan", DataConfig("ring8"), GANTrainConfig(steps=200, prior="data"))
         samples = gan.sample(1000)     # (1000, 2); the run is in runs/gan
     """
-    device, dataset, model, run, resuming = start_run(
-        "gan", out, data, train, model or GANConfig(), resume, overwrite, download
-    )
-    gan = VariationalGAN(model).to(device)
-    x = dataset.x.to(device)
-    iteration = GANIteration(gan, train)
-    sampler = BatchSampler(x.shape[0], train.batch_size, train.seed)
-    fit(
-        run,
-        kind="gan",
-        module=gan,
-        optims={"disc": iteration.svi_disc.optim, "gen": iteration.svi_gen.optim},
-        sampler=sampler,
-        step_fn=lambda _: iteration(lambda: x[sampler.next().to(device)]),
-        columns=["disc_loss", "gen_loss", "penalty"],
-        steps=train.steps,
-        checkpoint_every=train.checkpoint_every,
-        resume=resuming,
-        progress=progress,
-    )
-    gen = torch.Generator(device=device).manual_seed(train.seed)
-    run.save_samples(gan.sample(train.num_saved_samples, generator=gen), train.seed)
-    return gan
+    model = model or GANConfig()
+    # Before the run folder is made: a bad pack leaves nothing behind.
+    check_pack(model.pack, train.batch_size)
+    with torch_threads(threads):
+        device, dataset, model, run, resuming = start_run(
+            "gan", out, data, train, model, resume, overwrite, download
+        )
+        gan = VariationalGAN(model).to(device)
+        x = dataset.x.to(device)
+        iteration = GANIteration(gan, train)
+        sampler = BatchSampler(x.shape[0], train.batch_size, train.seed)
+        fit(
+            run,
+            kind="gan",
+            module=gan,
+            optims={"disc": iteration.svi_disc.optim, "gen": iteration.svi_gen.optim},
+            sampler=sampler,
+            step_fn=lambda _: iteration(lambda: x[sampler.next().to(device)]),
+            columns=["disc_loss", "gen_loss", "penalty"],
+            steps=train.steps,
+            checkpoint_every=train.checkpoint_every,
+            resume=resuming,
+            progress=progress,
+            lr_factor=linear_decay(train.steps, train.lr_decay),
+        )
+        gen = torch.Generator(device=device).manual_seed(train.seed)
+        run.save_samples(gan.sample(train.num_saved_samples, generator=gen), train.seed)
+        return gan

@@ -8,7 +8,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine import Trace
 
-from .discriminator_elbo import PhaseELBO, guide_trace, labelled_batch, param_leaves
+from .discriminator_elbo import PhaseELBO, guide_trace, labelled_batch, param_leaves, row_labels
 
 PRIORS = ("mixed", "data")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
@@ -51,6 +51,10 @@ class GeneratorELBO(PhaseELBO):
     - ``loss="nonsaturating"``: :math:`L_G = -\frac{1}{m}\sum_i \log D(G_\theta(z_i))`;
     - ``loss="minimax"``: :math:`L_G = \frac{1}{m}\sum_i \log(1 - D(G_\theta(z_i)))`, the
       :math:`\theta`-dependent part of the discriminator's own objective.
+
+    With packing (``GANConfig.pack`` > 1, PacGAN [5]) :math:`D` scores packs of
+    generated points and :math:`L_G` is a mean over the generated packs; the data
+    prior's penalty below stays a mean over the generated points.
 
     With an optimal discriminator the non-saturating loss has the gradient of
     :math:`KL(p_g\,\|\,p_{data}) - 2\,\mathrm{JSD}(p_g\,\|\,p_{data})` (per unit
@@ -114,6 +118,8 @@ class GeneratorELBO(PhaseELBO):
     Revelations", arXiv:1807.05936.
     [4] Arjovsky and Bottou, "Towards Principled Methods for Training Generative
     Adversarial Networks", ICLR 2017.
+    [5] Lin et al., "PacGAN: The power of two samples in generative adversarial
+    networks", NeurIPS 2018.
     """
 
     def __init__(
@@ -182,8 +188,10 @@ class GeneratorELBO(PhaseELBO):
         # The non-saturating loss scores the generated points as real (the reversed
         # label); minimax scores them as generated and maximises the discriminator's loss.
         target = float(self.generator_loss == "nonsaturating")
+        # The generated rows keep their order, so their packs stay whole.
+        rows = row_labels(x, y) == 0
         with poutine.block(hide_types=["param"]):
-            trace = guide_trace(guide, x[generated], torch.full_like(y[generated], target))
+            trace = guide_trace(guide, x[rows], torch.full_like(y[generated], target))
         return model_trace, trace
 
     def _terms(
@@ -199,7 +207,7 @@ class GeneratorELBO(PhaseELBO):
             # Replay fixed z, so row i of both batches is the same z_i (a batch of
             # another size fails in the replay, at the plate).
             x_snap, _ = labelled_batch(snapshot)
-            generated = y == 0
+            generated = row_labels(x, y) == 0
             diff = x[generated] - x_snap[generated]
             penalty = self.reg_weight * diff.pow(2).flatten(1).sum(-1).mean()
         return loss, penalty, param_leaves(model_trace)

@@ -15,7 +15,8 @@ from .. import __version__
 from ..config import C, Config, require_positive
 from ..data import DataConfig, Dataset, load_dataset
 from ..models import VAE, VAEConfig
-from .loop import BatchSampler, fit, resolve_device
+from ..threads import torch_threads
+from .loop import BatchSampler, check_lr_decay, fit, linear_decay, resolve_device
 from .module_svi import ModuleSVI
 from .run import RunDir
 
@@ -29,6 +30,9 @@ class VAETrainConfig(Config):
     :param int steps: SVI steps, one minibatch each.
     :param int batch_size: points per minibatch (at most the data size).
     :param float lr: Adam's learning rate.
+    :param float lr_decay: the share of the run, at its end, over which the learning
+        rate decays linearly towards zero (see :func:`~pyro_vigen.infer.loop.linear_decay`);
+        0 keeps it constant.
     :param str elbo: ``jit`` (:class:`~pyro.infer.JitTrace_ELBO`, the default: the
         estimator of ``trace`` compiled once per run, about 1.4x faster on small nets),
         ``trace`` (:class:`~pyro.infer.Trace_ELBO`), ``meanfield``
@@ -52,6 +56,7 @@ class VAETrainConfig(Config):
     steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-3
+    lr_decay: float = 0.0
     elbo: str = "jit"
     num_particles: int = 1
     seed: int = 0
@@ -69,6 +74,7 @@ class VAETrainConfig(Config):
         ):
             require_positive(name, getattr(self, name), integer=True)
         require_positive("lr", self.lr)
+        check_lr_decay(self.lr_decay)
         if self.elbo not in ELBOS:
             raise ValueError(f"unknown elbo {self.elbo!r}; use one of {', '.join(ELBOS)}")
         if self.elbo == "iwae" and self.num_particles < 2:
@@ -221,6 +227,7 @@ def train_vae(
     overwrite: bool = False,
     progress: bool = True,
     download: bool = False,
+    threads: int | None = None,
 ) -> VAE:
     """Train a VAE and write its run directory.
 
@@ -245,6 +252,9 @@ def train_vae(
     :param VAETrainConfig train: the optimisation settings.
     :param bool progress: show a progress bar.
     :param bool download: let ``mnist`` fetch its files.
+    :param int threads: torch's intra-op threads during the run (``None``: the library's
+        default, one; see :mod:`pyro_vigen.threads`); the caller's setting is restored
+        after. A runtime setting, not part of ``config.json``.
 
     Example::
 
@@ -253,34 +263,36 @@ def train_vae(
         vae = train_vae("runs/vae", DataConfig("ring8"), VAETrainConfig(steps=200))
         samples = vae.sample(1000)     # (1000, 2); the run is in runs/vae
     """
-    device, dataset, model, run, resuming = start_run(
-        "vae", out, data, train, model or VAEConfig(), resume, overwrite, download
-    )
-    vae = VAE(model).to(device)
-    x = model_data(dataset, model.likelihood).to(device)
-    n = x.shape[0]
-    num_data = None if train.elbo == "iwae" else n
-    sampler = BatchSampler(n, train.batch_size, train.seed)
-    svi = vae_svi(vae, train, x[: sampler.batch_size], num_data=num_data)
+    with torch_threads(threads):
+        device, dataset, model, run, resuming = start_run(
+            "vae", out, data, train, model or VAEConfig(), resume, overwrite, download
+        )
+        vae = VAE(model).to(device)
+        x = model_data(dataset, model.likelihood).to(device)
+        n = x.shape[0]
+        num_data = None if train.elbo == "iwae" else n
+        sampler = BatchSampler(n, train.batch_size, train.seed)
+        svi = vae_svi(vae, train, x[: sampler.batch_size], num_data=num_data)
 
-    def step(_: int) -> dict[str, float]:
-        batch = x[sampler.next().to(device)]
-        loss = svi.step(batch, num_data=num_data)
-        return {"loss": loss / (n if num_data else batch.shape[0])}
+        def step(_: int) -> dict[str, float]:
+            batch = x[sampler.next().to(device)]
+            loss = svi.step(batch, num_data=num_data)
+            return {"loss": loss / (n if num_data else batch.shape[0])}
 
-    fit(
-        run,
-        kind="vae",
-        module=vae,
-        optims={"svi": svi.optim},
-        sampler=sampler,
-        step_fn=step,
-        columns=["loss"],
-        steps=train.steps,
-        checkpoint_every=train.checkpoint_every,
-        resume=resuming,
-        progress=progress,
-    )
-    gen = torch.Generator(device=device).manual_seed(train.seed)
-    run.save_samples(vae.sample(train.num_saved_samples, generator=gen), train.seed)
-    return vae
+        fit(
+            run,
+            kind="vae",
+            module=vae,
+            optims={"svi": svi.optim},
+            sampler=sampler,
+            step_fn=step,
+            columns=["loss"],
+            steps=train.steps,
+            checkpoint_every=train.checkpoint_every,
+            resume=resuming,
+            progress=progress,
+            lr_factor=linear_decay(train.steps, train.lr_decay),
+        )
+        gen = torch.Generator(device=device).manual_seed(train.seed)
+        run.save_samples(vae.sample(train.num_saved_samples, generator=gen), train.seed)
+        return vae

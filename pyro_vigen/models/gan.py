@@ -27,6 +27,32 @@ class GANConfig(Config):
     :param float obs_scale: standard deviation of Gaussian observation noise around
         :math:`G_\\theta(z)`; ``None`` (the classic GAN) makes the generator deterministic
         given z.
+    :param int pack: points m the discriminator sees at once (PacGAN [1]): it labels a
+        pack of m points of one source, concatenated along the features (points) or the
+        channels (images). 1 is the classic GAN.
+    :param tuple gen_hidden: hidden widths of the MLP generator; ``None`` takes ``hidden``.
+    :param tuple disc_hidden: hidden widths of the MLP discriminator; ``None`` takes
+        ``hidden``. Its input layer takes a pack (m times a point's width); its hidden
+        widths do not grow with the pack, as in PacGAN's 2-D experiments.
+    :param bool gen_batch_norm: batch norm in the generator's hidden layers (linear
+        without bias, batch norm, activation: see :class:`~pyro_vigen.nets.MLP`), as the
+        generator of the PacGAN and VEEGAN 2-D experiments [1]. Points only. In
+        training (train mode) every run of :meth:`VariationalGAN.model` normalises its
+        generated batch with the batch's statistics and moves the running statistics:
+        each discriminator step's run and each generator step's, ``disc_steps +
+        gen_steps`` updates an iteration. A generator step replays the snapshot's z, so at the
+        snapshot it computes the snapshot's very points and the data prior's penalty
+        still vanishes there. :meth:`VariationalGAN.sample` uses the running statistics.
+    :param int disc_maxout: maxout pieces of the discriminator's hidden layers
+        (:class:`~pyro_vigen.nets.Maxout`, which replaces ``activation`` there); 1 is
+        the plain activation. PacGAN's 2-D discriminator takes 5. Points only.
+    :param float init_std: initialise the weights of every linear and convolutional
+        layer from :math:`\\mathcal{N}(0, s^2)`, s = ``init_std``, and their biases at 0
+        (PacGAN's 2-D experiments: 0.02); ``None`` keeps PyTorch's default
+        initialisation. Batch norm's scale and shift start at 1 and 0 either way.
+
+    The defaults build exactly the nets (and draw exactly the initial values) of a
+    config without these five options.
 
     Example::
 
@@ -34,6 +60,14 @@ class GANConfig(Config):
         config = GANConfig(data_shape=(2,), noise_dim=4, obs_scale=0.05)
         gan = VariationalGAN(config)
         gan.sample(100).shape             # torch.Size([100, 2])
+        # PacGAN's 2-D architecture, packing 2 points:
+        pacgan2 = GANConfig(data_shape=(2,), gen_hidden=(400,) * 4, gen_batch_norm=True,
+                            disc_hidden=(200,) * 3, disc_maxout=5, init_std=0.02, pack=2)
+
+    References:
+    [1] Lin et al., "PacGAN: The power of two samples in generative adversarial
+    networks", NeurIPS 2018; the 2-D architecture follows Srivastava et al., "VEEGAN:
+    Reducing mode collapse in GANs using implicit variational learning", NeurIPS 2017.
     """
 
     data_shape: tuple[int, ...] | None = None
@@ -41,6 +75,12 @@ class GANConfig(Config):
     hidden: tuple[int, ...] = (128, 128)
     activation: str = "relu"
     obs_scale: float | None = None
+    pack: int = 1
+    gen_hidden: tuple[int, ...] | None = None
+    disc_hidden: tuple[int, ...] | None = None
+    gen_batch_norm: bool = False
+    disc_maxout: int = 1
+    init_std: float | None = None
 
     def __post_init__(self) -> None:
         if self.data_shape is not None:
@@ -49,6 +89,43 @@ class GANConfig(Config):
         require_positive("noise_dim", self.noise_dim, integer=True)
         if self.obs_scale is not None:
             require_positive("obs_scale", self.obs_scale)
+        require_positive("pack", self.pack, integer=True)
+        for name in ("gen_hidden", "disc_hidden"):
+            widths = getattr(self, name)
+            if widths is not None:
+                widths = tuple(widths)
+                for width in widths:
+                    require_positive(f"each width of {name}", width, integer=True)
+                setattr(self, name, widths)
+        if not isinstance(self.gen_batch_norm, bool):
+            raise ValueError(f"gen_batch_norm must be true or false, got {self.gen_batch_norm!r}")
+        require_positive("disc_maxout", self.disc_maxout, integer=True)
+        if self.init_std is not None:
+            require_positive("init_std", self.init_std)
+        if self.data_shape is not None and len(self.data_shape) == 3:
+            if self.gen_batch_norm or self.disc_maxout != 1:
+                raise ValueError(
+                    "gen_batch_norm and disc_maxout apply to the MLPs of points; the conv "
+                    "nets of images take neither"
+                )
+
+
+def pack_rows(x: torch.Tensor, pack: int) -> torch.Tensor:
+    """Each ``pack`` consecutive rows of ``x`` as one row: PacGAN's packs.
+
+    Points ``(N m, D)`` become ``(N, m D)`` and images ``(N m, C, H, W)`` become
+    ``(N, m C, H, W)``: a pack's points concatenated along the features or the channels.
+
+    :param x: points, one per row.
+    :param int pack: points per pack, m.
+    :raises ValueError: the rows do not split into packs of ``pack``.
+    """
+    n = x.shape[0]
+    if n % pack:
+        raise ValueError(
+            f"{n} points do not split into packs of {pack}; give a multiple of {pack} points"
+        )
+    return x.reshape(n // pack, pack * x.shape[1], *x.shape[2:])
 
 
 class VariationalGAN(nn.Module):
@@ -59,8 +136,11 @@ class VariationalGAN(nn.Module):
     :math:`G_\theta(z)`, :math:`z \sim \mathcal{N}(0, I)` (plus
     :math:`\mathcal{N}(0, s^2 I)` noise when ``obs_scale`` = s is set). The
     "inference" side is the discriminator
-    :math:`q_\phi(y|x) = \mathrm{Bernoulli}(\sigma(D_\phi(x)))`. With x latent and y
-    observed, the two GAN phases are the objectives
+    :math:`q_\phi(y|x) = \mathrm{Bernoulli}(\sigma(D_\phi(x)))`. With ``pack`` = m > 1
+    (PacGAN [4]) one label covers m points: :math:`y \sim p(y)`, then
+    :math:`x_1, \dots, x_m` drawn independently from :math:`p_\theta(x|y)`, and the
+    discriminator infers y from the whole pack, :math:`q_\phi(y|x_1, \dots, x_m)`. With x
+    latent and y observed, the two GAN phases are the objectives
     :class:`~pyro_vigen.infer.DiscriminatorELBO` and
     :class:`~pyro_vigen.infer.GeneratorELBO`; both work with stock
     :class:`pyro.infer.SVI`::
@@ -86,6 +166,8 @@ class VariationalGAN(nn.Module):
     [2] Hu et al., "On Unifying Deep Generative Models", ICLR 2018.
     [3] Su, "Variational Inference: A Unified Framework of Generative Models and Some
     Revelations", arXiv:1807.05936.
+    [4] Lin et al., "PacGAN: The power of two samples in generative adversarial
+    networks", NeurIPS 2018.
     """
 
     def __init__(self, config: GANConfig, *, name: str | None = None) -> None:
@@ -97,19 +179,39 @@ class VariationalGAN(nn.Module):
         self.config = config
         self.name = name or unique_name("gan")
         shape = config.data_shape
-        generator = decoder_net(config.noise_dim, shape, config.hidden, config.activation)
+        gen_hidden = config.hidden if config.gen_hidden is None else config.gen_hidden
+        disc_hidden = config.hidden if config.disc_hidden is None else config.disc_hidden
+        generator = decoder_net(
+            config.noise_dim, shape, gen_hidden, config.activation, batch_norm=config.gen_batch_norm
+        )
         # Images live in [0, 1]; points are unconstrained.
         self.generator = nn.Sequential(generator, nn.Sigmoid()) if len(shape) == 3 else generator
-        self.discriminator = encoder_net(shape, 1, config.hidden, config.activation)
+        # It sees a pack: the m points concatenated along features or channels.
+        packed = (config.pack * shape[0], *shape[1:])
+        self.discriminator = encoder_net(
+            packed, 1, disc_hidden, config.activation, maxout=config.disc_maxout
+        )
+        if config.init_std is not None:
+            for layer in self.modules():
+                if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.normal_(layer.weight, 0.0, config.init_std)
+                    if layer.bias is not None:
+                        nn.init.zeros_(layer.bias)
 
     @property
     def event_dim(self) -> int:
         return len(self.config.data_shape)
 
+    def packs(self, x: torch.Tensor) -> torch.Tensor:
+        """The points ``x`` as the discriminator takes them: see :func:`pack_rows`."""
+        return pack_rows(x, self.config.pack)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The discriminator's logit :math:`D_\\phi(x)` of each row, shape ``(N,)``.
 
-        At the optimal discriminator it equals :math:`\\log p_{data}(x) / p_g(x)`, so it is
+        A row is a pack (:meth:`packs`): with ``pack`` = 1 a point. At the optimal
+        discriminator it equals :math:`\\log p_{data}(x) / p_g(x)` (for a pack, the ratio
+        of the product densities: :math:`\\sum_i \\log p_{data}(x_i) / p_g(x_i)`), so it is
         also a density-ratio estimate. Differentiable (the guide uses it); wrap it in
         ``torch.no_grad()`` for evaluation.
         """
@@ -123,10 +225,17 @@ class VariationalGAN(nn.Module):
         the deterministic ``x_gen``, all in the plate ``generated``.
 
         :returns: ``(x, y)``: ``x`` is ``x_real`` followed by the generated points, ``y``
-            is 1 for the real rows and 0 for the generated ones.
+            one label per pack of m = ``pack`` consecutive rows of ``x``: 1 for the
+            packs of real points, 0 for the generated ones.
+        :raises ValueError: the rows of ``x_real`` do not split into packs.
         """
         register_parts(self.name, self, ("generator",))
-        n = x_real.shape[0]
+        n, m = x_real.shape[0], self.config.pack
+        if n % m:
+            raise ValueError(
+                f"a batch of {n} real points does not split into packs of {m} (the GAN's "
+                f"pack); give a batch size that is a multiple of {m}"
+            )
         with pyro.plate("generated", n):
             loc = x_real.new_zeros((n, self.config.noise_dim))
             z = pyro.sample("z", dist.Normal(loc, torch.ones_like(loc)).to_event(1))
@@ -140,25 +249,46 @@ class VariationalGAN(nn.Module):
                 )
                 x_gen = x_gen + noise
             x_gen = pyro.deterministic("x_gen", x_gen, event_dim=self.event_dim)
-        y = torch.cat([x_real.new_ones(n), x_real.new_zeros(n)])
+        y = torch.cat([x_real.new_ones(n // m), x_real.new_zeros(n // m)])
         return torch.cat([x_real, x_gen]), y
 
     def guide(self, x: torch.Tensor) -> None:
-        """:math:`q_\\phi(y|x) = \\mathrm{Bernoulli}(\\sigma(D_\\phi(x)))`, a ``y`` site per row of ``x``.
+        """:math:`q_\\phi(y|x) = \\mathrm{Bernoulli}(\\sigma(D_\\phi(x)))`, a ``y`` site per pack of ``x``.
 
-        The objectives run it on the model's labelled batch with ``y`` conditioned on the
-        labels; called on its own it draws labels for ``x``.
+        ``x`` holds points; each ``pack`` consecutive rows are one pack (:meth:`packs`),
+        with ``pack`` = 1 each row. The objectives run it on the model's labelled batch
+        with ``y`` conditioned on the labels; called on its own it draws labels for ``x``.
+
+        :raises ValueError: the rows of ``x`` do not split into packs.
         """
         register_parts(self.name, self, ("discriminator",))
-        with pyro.plate("labelled", x.shape[0]):
-            pyro.sample("y", dist.Bernoulli(logits=self.logits(x)))
+        logits = self.logits(self.packs(x))
+        with pyro.plate("labelled", logits.shape[0]):
+            pyro.sample("y", dist.Bernoulli(logits=logits))
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` points from the generator's distribution :math:`p_g(x)`."""
+        """Draw ``n`` points from the generator's distribution :math:`p_g(x)`.
+
+        The generator runs in eval mode, whatever mode the model is in (restored after):
+        with ``gen_batch_norm``, batch norm normalises with its running statistics, so
+        a sample does not depend on the other points drawn with it and sampling leaves
+        the statistics untouched (in train mode each call would update them). This is
+        how PacGAN's reference code draws its evaluation samples. Without batch norm
+        the modes compute the same. Training (:meth:`model`) runs in the module's mode:
+        train mode, batch statistics, as :func:`~pyro_vigen.infer.train_gan` runs it.
+
+        :param int n: points to draw (any n, also 1, with batch norm).
+        :param generator: the random generator of z (and the noise).
+        """
         device = next(self.parameters()).device
         z = torch.randn(n, self.config.noise_dim, generator=generator, device=device)
-        x = self.generator(z)
+        training = self.generator.training
+        self.generator.eval()
+        try:
+            x = self.generator(z)
+        finally:
+            self.generator.train(training)
         if self.config.obs_scale is not None:
             noise = torch.randn(x.shape, generator=generator, device=device)
             x = x + self.config.obs_scale * noise

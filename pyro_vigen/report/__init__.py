@@ -1,14 +1,17 @@
 """Reports: figures, the HTML/Markdown report, and the ``compare`` main job."""
 
-from .compare import CONFIGURATIONS, compare
+from .claims import check_claims, claims_table
+from .compare import compare, configurations
 from .document import command_for, write_report
 from .runs import RunRecord, read_runs, summarise
 
 __all__ = [
-    "CONFIGURATIONS",
     "RunRecord",
+    "check_claims",
+    "claims_table",
     "command_for",
     "compare",
+    "configurations",
     "read_runs",
     "summarise",
     "write_report",

@@ -17,6 +17,7 @@ from ..data import DataConfig, load_dataset
 from ..infer import load_run
 from ..infer.run import DIAGNOSTICS
 from . import plots
+from .claims import check_claims
 from .runs import RunRecord, read_runs, summarise
 
 # Metrics shown in the tables, in this order, with how to print them.
@@ -173,6 +174,43 @@ def _fmt(value: Any, spec: str) -> str:
     return "" if value is None else spec.format(value)
 
 
+_ROLE_NAMES = {
+    "vae": "VAE",
+    "classic": "classic GAN",
+    "data_prior": "data prior",
+    "ablation": "ablation",
+}
+
+
+def _claim_rows(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The claims table: verdict, and per seed the numbers behind it in words."""
+    rows = []
+    for claim in claims:
+        seeds, failures = [], []
+        for s in claim["seeds"]:
+            numbers = ", ".join(
+                f"{_ROLE_NAMES[name.split('.')[0]]} {name.split('.')[1]} {value:.3g}"
+                for name, value in s["numbers"].items()
+            )
+            seeds.append(f"seed {s['seed']} {'held' if s['held'] else 'FAILED'}: {numbers}")
+            if not s["held"]:
+                failures.append(f"seed {s['seed']} ({numbers})")
+        checked = claim["seeds_checked"]
+        rows.append(
+            {
+                "key": claim["key"],
+                "text": claim["text"],
+                "verdict": f"{claim['seeds_held']} of {checked} seeds"
+                if checked
+                else "not checked (needs the four compare configurations on data with known modes)",
+                "held": checked > 0 and claim["seeds_held"] == checked,
+                "seeds": seeds,
+                "failures": failures,
+            }
+        )
+    return rows
+
+
 def write_report(
     paths: list[str | os.PathLike], out: str | os.PathLike, *, title: str = "pyro_vigen report"
 ) -> Path:
@@ -198,6 +236,7 @@ def write_report(
         raise ValueError(f"--out must name an .html file, got {out}")
     records = sorted(read_runs(list(paths)), key=lambda r: (r.label, r.seed, str(r.path)))
     summary = summarise(records)
+    claims = _claim_rows(check_claims(records))
     columns = [c for c in COLUMNS if any(c[0] in r.metrics for r in records)]
     sections = _figures(records, summary)
 
@@ -226,6 +265,7 @@ def write_report(
     ]
     context = {
         "title": title,
+        "claims": claims if any(c["seeds"] for c in claims) else [],
         "dataset": records[0].config["data"]["name"],
         "headers": [name for _, name, _ in columns],
         "rows": rows,
@@ -281,6 +321,9 @@ th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th:first-child, td:first-child, td.config { text-align: left; }
 figure { display: inline-block; margin: 6px; vertical-align: top; }
 figcaption { font-size: 12px; color: #555; max-width: 420px; }
+#claims th, #claims td { text-align: left; vertical-align: top; }
+tr.failed td { background: #fde8e8; }
+p.warning { color: #a00; font-weight: bold; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
 </style></head>
 <body>
@@ -291,7 +334,11 @@ have the lower forward KL. The GAN's generator minimises one with the model in t
 (reverse, mode seeking): sharper samples (higher HQ fraction) but possibly dropped modes. The
 data prior adds a proximal penalty that acts only with two or more generator steps per
 snapshot; compare it with the ablation that has the same steps and no penalty.</p>
-<h2>Per configuration (mean ± sd over seeds)</h2>
+{% if claims %}<h2>The theory's claims, seed by seed</h2>
+<table id="claims"><thead><tr><th>claim</th><th>held in</th><th>the numbers behind it</th></tr></thead>
+<tbody>{% for c in claims %}<tr class="{{ 'held' if c.held else 'failed' }}"><td class="config">({{ c.key }}) {{ c.text }}</td><td>{{ c.verdict }}</td><td class="config">{% for s in c.seeds %}{{ s }}{% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>{% endfor %}</tbody></table>
+{% for c in claims if c.failures %}<p class="warning">Claim ({{ c.key }}) failed in {{ c.failures | length }} of {{ c.seeds | length }} seeds: {{ c.failures | join("; ") }}.</p>
+{% endfor %}{% endif %}<h2>Per configuration (mean ± sd over seeds)</h2>
 <table id="summary"><thead><tr><th>configuration</th><th>runs</th>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>{% for row in summary_rows %}<tr><td class="config">{{ row.config }}</td><td>{{ row.n }}</td>{% for c in row.cells %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
 <h2>Per run</h2>
@@ -311,7 +358,15 @@ snapshot; compare it with the ablation that has the same steps and no penalty.</
 _MARKDOWN = """# {{ title }}
 
 Data: **{{ dataset }}**; seeds {{ seeds | join(", ") }}; KL estimated by {{ methods | join(", ") }}.
+{% if claims %}
+## The theory's claims, seed by seed
 
+| claim | held in | the numbers behind it |
+|---|---|---|
+{% for c in claims %}| ({{ c.key }}) {{ c.text }} | {{ c.verdict }} | {{ c.seeds | join("<br>") }} |
+{% endfor %}{% for c in claims if c.failures %}
+**Claim ({{ c.key }}) failed in {{ c.failures | length }} of {{ c.seeds | length }} seeds:** {{ c.failures | join("; ") }}.
+{% endfor %}{% endif %}
 ## Per configuration (mean ± sd over seeds)
 
 | configuration | runs |{% for h in headers %} {{ h }} |{% endfor %}

@@ -90,3 +90,42 @@ def test_compiled_phases_still_train_under_stock_svi():
         changed = {k for k, v in gan.state_dict().items() if not torch.equal(v, before[k])}
         assert changed == {k for k in before if k.startswith(f"{part}.")}
         assert not elbo._compiled
+
+
+@pytest.mark.parametrize("prior", ["mixed", "data"])
+def test_compiled_phases_follow_the_uncompiled_ones_with_batch_norm_and_maxout(prior):
+    # PacGAN's 2-D architecture, small: batch norm in the generator (running statistics
+    # are buffers updated in place), maxout in the discriminator, packs of 2.
+    config = GANConfig(
+        data_shape=(2,),
+        gen_hidden=(16, 16),
+        gen_batch_norm=True,
+        disc_hidden=(8,),
+        disc_maxout=3,
+        init_std=0.02,
+        pack=2,
+    )
+    eager, compiled = VariationalGAN(config), VariationalGAN(config)
+    compiled.load_state_dict(eager.state_dict())
+    settings = {"prior": prior, "gen_steps": 2, "lr_disc": 1e-2, "lr_gen": 1e-2}
+    expected = run_iterations(eager, GANTrainConfig(**settings, jit=False), 15)
+    got = run_iterations(compiled, GANTrainConfig(**settings, jit=True), 15)
+    assert torch.equal(expected.pop(), got.pop())
+    for step, (a, b) in enumerate(zip(expected, got, strict=True)):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6), step
+    # Running statistics included: compiling moved none of them, the graph moves them all.
+    state = compiled.state_dict()
+    assert int(state["generator.1.num_batches_tracked"]) == 15 * (1 + 2)
+    for k, p in eager.state_dict().items():
+        assert torch.allclose(p.float(), state[k].float(), atol=1e-5), k
+
+
+def test_a_graph_keeps_the_mode_it_was_traced_in():
+    config = GANConfig(data_shape=(2,), gen_hidden=(8,), gen_batch_norm=True, disc_hidden=(8,))
+    gan = VariationalGAN(config)
+    elbo, x = JitDiscriminatorELBO(), torch.randn(16, 2)
+    with pyro.validation_enabled(False):
+        elbo.loss(gan.model, gan.guide, x)
+        gan.eval()
+        elbo.loss(gan.model, gan.guide, x)
+    assert len(elbo._compiled) == 2  # one graph per mode

@@ -262,3 +262,23 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_batch_norm_run_resumes_exactly_and_loads_for_sampling(tmp_path):
+    # PacGAN's 2-D architecture, small: batch norm's running statistics are checkpointed
+    # buffers; a resumed run (which compiles again) must end with the same ones.
+    model = GANConfig(
+        gen_hidden=(16, 16), gen_batch_norm=True, disc_hidden=(8,), disc_maxout=3, pack=2
+    )
+    train = small_train(prior="data")
+    full = train_gan(tmp_path / "full", SMALL, train, model, progress=False)
+    train_gan(tmp_path / "half", SMALL, train.replace(steps=6), model, progress=False)
+    resumed = train_gan(tmp_path / "half", SMALL, train, model, resume=True, progress=False)
+    a, b = full.state_dict(), resumed.state_dict()
+    assert int(a["generator.1.num_batches_tracked"]) == 12 * 3  # 1 + 2 model runs an iteration
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # load_run rebuilds the architecture from config.json; its samples are the run's.
+    config, loaded = load_run(tmp_path / "full")
+    assert config["model"]["gen_batch_norm"] and config["model"]["disc_maxout"] == 3
+    saved = torch.load(tmp_path / "full" / "samples.pt", weights_only=True)["samples"]
+    assert torch.equal(loaded.sample(50, generator=torch.Generator().manual_seed(0)), saved)

@@ -26,6 +26,26 @@ def test_shapes(shape):
         assert samples.min() >= 0 and samples.max() <= 1
 
 
+@pytest.mark.parametrize("shape", [(2,), (3, 8, 8)])
+@pytest.mark.parametrize("pack", [2, 4])
+def test_packed_model_and_guide(shape, pack):
+    gan = VariationalGAN(GANConfig(data_shape=shape, noise_dim=3, pack=pack))
+    x_real = torch.rand(8, *shape)
+    trace = poutine.trace(gan.model).get_trace(x_real)
+    assert trace.nodes["z"]["value"].shape == (8, 3)  # z per point, y per pack
+    x, y = trace.nodes["_RETURN"]["value"]
+    assert x.shape == (16, *shape) and torch.equal(x[:8], x_real)
+    assert torch.equal(y, torch.tensor([1.0] * (8 // pack) + [0.0] * (8 // pack)))
+    # A pack is `pack` consecutive points, side by side along features or channels.
+    packs = gan.packs(x)
+    assert packs.shape == (16 // pack, pack * shape[0], *shape[1:])
+    assert torch.equal(packs[1, shape[0] : 2 * shape[0]], x[pack + 1])
+    guide_trace = poutine.trace(gan.guide).get_trace(x)
+    assert guide_trace.nodes["y"]["value"].shape == (16 // pack,)
+    assert torch.equal(guide_trace.nodes["y"]["fn"].logits, gan.logits(packs))
+    assert GANConfig.from_json(gan.config.to_json()) == gan.config
+
+
 def test_model_and_guide_sites():
     gan = points_gan()
     x_real = torch.randn(5, 2)
@@ -88,6 +108,9 @@ def test_sample_is_reproducible_with_a_generator():
     [
         ({"data_shape": (2,), "noise_dim": 0}, "noise_dim"),
         ({"data_shape": (2,), "obs_scale": -1.0}, "obs_scale"),
+        ({"data_shape": (2,), "pack": 0}, "pack must be positive, got 0"),
+        ({"data_shape": (2,), "pack": -3}, "pack must be positive, got -3"),
+        ({"data_shape": (2,), "pack": 2.0}, "pack must be a positive integer"),
         ({"data_shape": (2,), "activation": "swish"}, "unknown activation"),
         ({"data_shape": (1, 9, 9)}, r"\(C, 8, 8\) and \(C, 28, 28\)"),
     ],
@@ -105,3 +128,101 @@ def test_gan_needs_a_data_shape():
 def test_config_json_round_trip():
     cfg = GANConfig(data_shape=(1, 8, 8), hidden=(32,), obs_scale=0.1, noise_dim=8)
     assert GANConfig.from_json(cfg.to_json()) == cfg
+
+
+# PacGAN's 2-D architecture (Lin et al. 2018, after VEEGAN): 4 x 400 ReLU generator with
+# batch norm, 3 x 200 maxout (5 pieces) discriminator, N(0, 0.02^2) weights.
+PROTOCOL = {
+    "gen_hidden": (400,) * 4,
+    "gen_batch_norm": True,
+    "disc_hidden": (200,) * 3,
+    "disc_maxout": 5,
+    "init_std": 0.02,
+}
+
+
+def test_default_options_build_the_same_nets_as_before():
+    from pyro_vigen.nets import decoder_net, encoder_net
+
+    torch.manual_seed(0)
+    gan = VariationalGAN(GANConfig(data_shape=(2,), hidden=(16, 8), pack=2))
+    torch.manual_seed(0)
+    generator = decoder_net(2, (2,), (16, 8))
+    discriminator = encoder_net((4,), 1, (16, 8))
+    expected = {
+        **{f"generator.{k}": v for k, v in generator.state_dict().items()},
+        **{f"discriminator.{k}": v for k, v in discriminator.state_dict().items()},
+    }
+    got = gan.state_dict()
+    assert list(got) == list(expected)
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+@pytest.mark.parametrize("pack", [1, 3])
+def test_protocol_architecture(pack):
+    from torch import nn
+
+    from pyro_vigen.nets import Maxout
+
+    gan = VariationalGAN(GANConfig(data_shape=(2,), pack=pack, **PROTOCOL))
+    gen = list(gan.generator)
+    assert [type(m) for m in gen] == [nn.Linear, nn.BatchNorm1d, nn.ReLU] * 4 + [nn.Linear]
+    assert gen[0].weight.shape == (400, 2) and gen[-1].weight.shape == (2, 400)
+    disc = list(gan.discriminator)
+    assert [type(m) for m in disc] == [Maxout] * 3 + [nn.Linear]
+    # The input layer takes a pack; the hidden widths do not grow with it.
+    assert disc[0].linear.weight.shape == (1000, 2 * pack)
+    assert disc[1].linear.weight.shape == (1000, 200) and disc[-1].weight.shape == (1, 200)
+    # init_std: every linear weight N(0, 0.02^2), every bias 0; batch norm at (1, 0).
+    weight = disc[1].linear.weight.detach()
+    assert 0.018 < float(weight.std()) < 0.022 and abs(float(weight.mean())) < 0.002
+    linears = [m for m in gan.modules() if isinstance(m, nn.Linear)]
+    assert all(m.bias is None or not m.bias.any() for m in linears)
+    assert torch.equal(gen[1].weight, torch.ones(400)) and not gen[1].bias.any()
+    x, y = gan.model(torch.randn(6 * pack, 2))
+    assert x.shape == (12 * pack, 2) and y.shape == (12,)
+    assert gan.logits(gan.packs(x)).shape == (12,)
+    assert GANConfig.from_json(gan.config.to_json()) == gan.config
+    assert GANConfig.from_json(gan.config.to_json()).gen_hidden == (400,) * 4
+
+
+def test_sample_runs_the_generator_in_eval_mode():
+    gan = VariationalGAN(GANConfig(data_shape=(2,), noise_dim=2, **PROTOCOL))
+    # Training runs the model in train mode: the batch's statistics, moving the running ones.
+    bn = gan.generator[1]
+    gan.model(torch.randn(32, 2))
+    assert bn.num_batches_tracked == 1
+    state = {k: v.clone() for k, v in gan.state_dict().items()}
+    a = gan.sample(5, generator=torch.Generator().manual_seed(1))
+    # Sampling: running statistics, untouched, and the model's mode restored.
+    assert all(torch.equal(v, state[k]) for k, v in gan.state_dict().items())
+    assert gan.training and gan.generator.training
+    z = torch.randn(5, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = gan.generator.eval()(z)
+    gan.train()
+    assert torch.equal(a, expected)
+    # So a point does not depend on the others drawn with it; one point works too.
+    b = gan.sample(1, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(a[:1], b, atol=1e-6)
+    gan.eval()
+    gan.sample(3)
+    assert not gan.generator.training
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"disc_maxout": 0}, "disc_maxout must be positive"),
+        ({"disc_maxout": 2.0}, "disc_maxout must be a positive integer"),
+        ({"gen_hidden": (400, 0)}, "each width of gen_hidden must be positive"),
+        ({"disc_hidden": (1.5,)}, "each width of disc_hidden must be a positive integer"),
+        ({"gen_batch_norm": 1}, "gen_batch_norm must be true or false"),
+        ({"init_std": 0.0}, "init_std must be positive"),
+        ({"data_shape": (1, 8, 8), "gen_batch_norm": True}, "conv nets of images take neither"),
+        ({"data_shape": (1, 8, 8), "disc_maxout": 5}, "conv nets of images take neither"),
+    ],
+)
+def test_bad_protocol_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GANConfig(**{"data_shape": (2,), **kwargs})

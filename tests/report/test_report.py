@@ -172,11 +172,15 @@ def test_compare_trains_four_configurations_and_resumes(tmp_path, capsys):
     code, printed = cli_result(capsys, *args, "--out", out, "--no-progress")
     assert code == 0, printed.err
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary) == 4
-    for stats in summary.values():
+    assert summary["dataset"] == "ring8" and len(summary["configurations"]) == 4
+    for stats in summary["configurations"].values():
         assert {"mean", "sd", "n"} <= set(stats["kl_forward"])
+    # One seed of all four configurations decides every claim (held or not, at 30 steps).
+    assert [(c["key"], c["seeds_checked"]) for c in summary["claims"]] == [(k, 1) for k in "abcde"]
+    for key in "abcde":  # the CLI prints the table
+        assert re.search(rf"^\({key}\) held in [01] of 1 seeds", printed.out, re.M), printed.out
     html = (out / "report.html").read_text()
-    assert html.count('class="run-row"') == 4
+    assert html.count('class="run-row"') == 4 and 'id="claims"' in html
     checkpoints = {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")}
     assert len(checkpoints) == 4
     code, printed = cli_result(capsys, *args, "--out", out, "--no-progress")
