@@ -120,3 +120,29 @@ def test_an_ablation_with_other_generator_steps_is_not_the_fair_one():
 def test_two_runs_of_one_role_and_seed_are_refused():
     with pytest.raises(ValueError, match="two vae runs for seed 0"):
         check_claims(seed_runs(0) + [seed_runs(0)[0]])
+
+
+@pytest.mark.parametrize(
+    "name, variance",
+    [
+        # Centres on the unit circle: 1/2 per axis; plus the modes' own 0.01^2 per axis.
+        ("ring8", 2 * (0.5 + 0.01**2)),
+        # Centres on {-4,-2,0,2,4}^2: (16 + 4 + 0 + 4 + 16) / 5 = 8 per axis; plus 0.05^2.
+        ("grid25", 2 * (8 + 0.05**2)),
+    ],
+)
+def test_the_data_priors_weight_is_relative_to_the_datas_spread(name, variance):
+    from pyro_vigen.data import DataConfig
+    from pyro_vigen.report import configurations
+    from pyro_vigen.report.compare import GEN_STEPS, RELATIVE_REG_WEIGHT
+
+    configs = configurations(DataConfig(name))
+    kind, settings = configs[f"gan_data_{GEN_STEPS}steps"]
+    assert kind == "gan" and settings["prior"] == "data" and settings["gen_steps"] == GEN_STEPS
+    assert settings["reg_weight"] == float(f"{RELATIVE_REG_WEIGHT / variance:.2g}")
+    # The fair ablation: the same generator steps, no penalty.
+    assert configs[f"gan_mixed_{GEN_STEPS}steps"][1] == {
+        "prior": "mixed",
+        "gen_steps": GEN_STEPS,
+        "lr_decay": settings["lr_decay"],
+    }

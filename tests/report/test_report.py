@@ -147,6 +147,8 @@ def test_report_bad_input(runs, tmp_path, capsys):
     [
         (["--seeds", "0"], "--seeds must be a positive integer"),
         (["--data", "ring9"], "unknown dataset 'ring9'"),
+        (["--steps", "0"], r"steps \(--steps\) must be positive, got 0"),
+        (["--vae-steps", "-5"], r"vae_steps \(--vae-steps\) must be positive, got -5"),
     ],
 )
 def test_compare_bad_input(tmp_path, capsys, args, pattern):
