@@ -46,6 +46,9 @@ class GANTrainConfig(Config):
     :param float lr_decay: the share of the run, at its end, over which both learning
         rates decay linearly towards zero (see :func:`~pyro_vigen.infer.loop.linear_decay`);
         0 keeps them constant.
+        The schedule is set by ``steps``: resuming with a larger ``steps`` continues on
+        the longer schedule, which is not the run a larger ``steps`` would have trained
+        from the start.
     :param tuple betas_disc: Adam's betas of the discriminator.
     :param tuple betas_gen: Adam's betas of the generator.
     :param int seed: seed of the initialisation, the minibatches, z and the saved samples.

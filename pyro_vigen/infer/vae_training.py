@@ -33,6 +33,9 @@ class VAETrainConfig(Config):
     :param float lr_decay: the share of the run, at its end, over which the learning
         rate decays linearly towards zero (see :func:`~pyro_vigen.infer.loop.linear_decay`);
         0 keeps it constant.
+        The schedule is set by ``steps``: resuming with a larger ``steps`` continues on
+        the longer schedule, which is not the run a larger ``steps`` would have trained
+        from the start.
     :param str elbo: ``jit`` (:class:`~pyro.infer.JitTrace_ELBO`, the default: the
         estimator of ``trace`` compiled once per run, about 1.4x faster on small nets),
         ``trace`` (:class:`~pyro.infer.Trace_ELBO`), ``meanfield``
