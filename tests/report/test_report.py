@@ -168,6 +168,8 @@ def test_compare_trains_four_configurations_and_resumes(tmp_path, capsys):
         "1",
         "--steps",
         "30",
+        "--vae-steps",
+        "30",
         "--num-samples",
         "300",
     ]
@@ -198,6 +200,7 @@ def test_compare_from_python_returns_the_report(tmp_path):
         1,
         tmp_path,
         steps=20,
+        vae_steps=20,
         num_samples=200,
         progress=False,
         workers=1,
