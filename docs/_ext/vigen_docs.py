@@ -212,7 +212,8 @@ class PacganProtocol(SphinxDirective):
                 f"{data['protocol']['epochs']}), {budget['seeds']} seed(s) per row (the "
                 f"paper's: {data['protocol']['trials']} trials), "
                 f"{'the full protocol' if budget['full_protocol'] else 'not the full protocol'}; "
-                f"{budget['wall_time_s'] / 3600:.2f} h of wall time on "
+                f"{_train_hours(budget)} h of training in all (runs extended by a later call "
+                f"count their earlier training too), on "
                 f"{machine.get('cpus', '?')} CPU core(s) ({machine.get('workers', '?')} runs "
                 f"at a time, {machine.get('torch_threads_per_run', '?')} torch thread each, "
                 f"device {machine.get('device', '?')}), {budget.get('date', '')}."
@@ -305,3 +306,11 @@ def setup(app):
     app.add_directive("pacgan-protocol", PacganProtocol)
     app.connect("env-check-consistency", check_public_names)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def _train_hours(budget: dict) -> str:
+    """Total single-thread training time of the runs, in hours, from their checkpoints."""
+    per_run = budget.get("train_time_s_per_run") or {}
+    if "mean" in per_run and "n" in per_run:
+        return f"{per_run['mean'] * per_run['n'] / 3600:.2f}"
+    return "?"
