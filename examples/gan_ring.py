@@ -11,8 +11,8 @@ generator phase (:class:`~pyro_vigen.infer.GeneratorELBO`):
 
 Both take **two generator steps per snapshot**: with one, the penalty and its gradient
 vanish at the snapshot and the two runs would be the same. With two, the classic GAN
-tends to collapse onto few modes while the penalty keeps it spread (DESIGN.md section
-1). The script prints modes captured (of 8) and the high-quality fraction (samples
+tends to collapse onto few modes while the penalty keeps it spread (see the docs'
+Theory page). The script prints modes captured (of 8) and the high-quality fraction (samples
 within 3 std of a mode) for both. ``--quick`` only checks that it runs; the default
 (3,000 iterations) takes a few minutes::
 

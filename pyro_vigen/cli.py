@@ -1,4 +1,4 @@
-"""The ``pyro-vigen`` command line (the contract is in DESIGN.md, "The command line")."""
+"""The ``pyro-vigen`` command line: ``datasets``, ``train``, ``diagnose``, ``report`` and ``compare``."""
 
 from __future__ import annotations
 

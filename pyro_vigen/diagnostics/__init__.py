@@ -1,7 +1,7 @@
 """Diagnostics: both KL directions, mode coverage, VI quality, image features, run export.
 
-DESIGN.md section 4 is the design; :func:`diagnose` writes a run's ``metrics.json``
-(the keys of DESIGN.md section 2) and ``diagnostics.nc``.
+:func:`diagnose` writes a run's ``metrics.json`` (its keys are listed there) and
+``diagnostics.nc``.
 """
 
 from .classifier import classifier_kl, classifier_kl_both, cross_fitted_logits

@@ -68,7 +68,7 @@ def diagnose(
 ) -> dict:
     """Measure a trained run and write ``metrics.json`` and ``diagnostics.nc`` into it.
 
-    ``metrics.json`` has the keys of DESIGN.md section 2: always ``kl_forward``,
+    ``metrics.json`` has these keys: always ``kl_forward``,
     ``kl_reverse``, ``kl_method``, ``num_samples``; on toy mixtures and on labelled
     images (over the classes) ``num_modes``, ``modes_captured``, ``hq_fraction``,
     ``mode_kl``; for images also ``precision`` and ``recall``; for a VAE ``elbo``,

@@ -8,7 +8,7 @@ give
   :math:`\log\frac1K\sum_k w_k` (Burda et al., 2016), both lower bounds of
   :math:`\log p_\theta(x)`, the second tighter;
 - the joint KL, :math:`KL(q_\phi(x,z)\,\|\,p_\theta(x,z)) = -E_{p_{data}}[ELBO] - H[p_{data}]`
-  (DESIGN.md section 1), where the data entropy is known;
+  (the VAE's joint KL), where the data entropy is known;
 - the Pareto k-hat of the weights (Vehtari et al., 2024): the shape of the fitted
   generalised Pareto tail. Below 0.5 the importance estimate of
   :math:`p_\theta(x)` is reliable, above 0.7 it is not (the guide is too narrow or

@@ -58,7 +58,7 @@ class GeneratorELBO(PhaseELBO):
 
     With an optimal discriminator the non-saturating loss has the gradient of
     :math:`KL(p_g\,\|\,p_{data}) - 2\,\mathrm{JSD}(p_g\,\|\,p_{data})` (per unit
-    of the uniform :math:`p(y)`, DESIGN.md's :math:`\tfrac12 KL - \mathrm{JSD}`): the
+    of the uniform :math:`p(y)`; per unit of both labels it is :math:`\tfrac12 KL - \mathrm{JSD}`): the
     model sits in the *first* slot of the KL, which is mode seeking. The prior on x
     decides the objective:
 

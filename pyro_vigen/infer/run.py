@@ -25,7 +25,7 @@ RESUMABLE_CHANGES = {("train", "steps"), ("train", "device")}
 
 
 class RunDir:
-    """Paths and files of a run directory (see DESIGN.md, "Runs").
+    """Paths and files of a run directory.
 
     :param path: the run directory's folder.
 
