@@ -90,21 +90,28 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _load_json(directive: SphinxDirective, name: str, how: str) -> dict | nodes.Node:
+    """``benchmarks/<name>`` read (the build depends on it), or a note saying how to make it."""
+    path = ROOT / "benchmarks" / name
+    directive.env.note_dependency(str(path))
+    if not path.exists():
+        para = nodes.paragraph(
+            text=f"benchmarks/{name} does not exist in this checkout: run {how} and rebuild "
+            "the docs to see the numbers here."
+        )
+        return nodes.note("", para)
+    return json.loads(path.read_text())
+
+
 class BenchmarkResults(SphinxDirective):
     """Render benchmarks/results.json as a table, or say how to produce it."""
 
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        path = ROOT / "benchmarks" / "results.json"
-        self.env.note_dependency(str(path))
-        if not path.exists():
-            para = nodes.paragraph(
-                text="benchmarks/results.json does not exist in this checkout: run "
-                "`make bench` and rebuild the docs to see this machine's numbers here."
-            )
-            return [nodes.note("", para)]
-        data = json.loads(path.read_text())
+        data = _load_json(self, "results.json", "`make bench`")
+        if isinstance(data, nodes.Node):
+            return [data]
         header = [
             "benchmark", "ours", "stock Pyro", "baseline", "ratio", "stock ratio", "unit", "goal",
             "result",
@@ -194,16 +201,11 @@ class PacganProtocol(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        path = ROOT / "benchmarks" / "pacgan_protocol.json"
-        self.env.note_dependency(str(path))
-        if not path.exists():
-            para = nodes.paragraph(
-                text="benchmarks/pacgan_protocol.json does not exist in this checkout: run "
-                "`python benchmarks/pacgan_protocol.py` (see above) and rebuild the docs to "
-                "see the numbers here."
-            )
-            return [nodes.note("", para)]
-        data = json.loads(path.read_text())
+        data = _load_json(
+            self, "pacgan_protocol.json", "`python benchmarks/pacgan_protocol.py` (see above)"
+        )
+        if isinstance(data, nodes.Node):
+            return [data]
         budget, machine = data["budget"], data["budget"].get("machine", {})
         out: list[nodes.Node] = [
             nodes.paragraph(
