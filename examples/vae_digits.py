@@ -1,13 +1,13 @@
-"""A Bernoulli VAE on scikit-learn's 8x8 digits: samples and reconstructions.
+"""A VAE on scikit-learn's 8x8 digits: samples and reconstructions.
 
-The ``digits`` dataset ships with scikit-learn, so this runs offline. Images are
-binarised at 0.5 and modelled with a Bernoulli likelihood (the default for images)
-through a small conv encoder and decoder; :func:`~pyro_vigen.infer.train_vae` trains it
-with stock Pyro ``SVI``. The script saves two grids with
+The ``digits`` dataset ships with scikit-learn, so this runs offline. The grey levels
+are modelled as they are, with a continuous Bernoulli likelihood (the default for
+images), through a small conv encoder and decoder; :func:`~pyro_vigen.infer.train_vae`
+trains it with stock Pyro ``SVI``. The script saves two grids with
 :func:`torchvision.utils.save_image`:
 
-- ``samples.png``: the decoder's Bernoulli means at codes :math:`z \\sim \\mathcal{N}(0, I)`
-  (the mean, not a Bernoulli draw, which would be speckled);
+- ``samples.png``: the decoder's means at codes :math:`z \\sim \\mathcal{N}(0, I)`
+  (the mean, not a draw, which would add grey noise to every pixel);
 - ``reconstructions.png``: the top four rows are held-out images, the four below them
   their reconstructions (decoder mean at the encoder's mean code).
 
@@ -58,14 +58,13 @@ def main() -> None:
     )
     vae.eval()
 
-    # 64 samples as an 8x8 grid; noise=False gives the Bernoulli probabilities.
+    # 64 samples as an 8x8 grid; noise=False gives the decoder's means.
     gen = torch.Generator().manual_seed(args.seed)
     samples = vae.sample(64, generator=gen, noise=False)
     save_image(enlarge(samples), out / "samples.png", nrow=8, pad_value=1.0)
 
-    # Held-out digits (binarised like the training data) above their reconstructions.
+    # Held-out digits above their reconstructions.
     x = load_dataset(data, split="holdout").x[:32]
-    x = (x > 0.5).float()
     grid = enlarge(torch.cat([x, vae.reconstruct(x)]))
     save_image(grid, out / "reconstructions.png", nrow=8, pad_value=1.0)
     print(f"wrote {out / 'samples.png'} and {out / 'reconstructions.png'}")

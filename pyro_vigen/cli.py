@@ -36,9 +36,16 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         help="dataset name (see `pyro-vigen datasets`) or a .npy/.csv/.pt file",
     )
     g.add_argument("--num-points", type=int, default=10_000, help="points drawn from a toy mixture")
-    g.add_argument("--data-seed", type=int, default=1234, help="seed of the toy-mixture draw")
+    g.add_argument(
+        "--data-seed",
+        type=int,
+        default=1234,
+        help="seed of the toy-mixture draw and of the stacking of stacked datasets",
+    )
     g.add_argument("--data-root", default=None, help="folder holding MNIST's files")
-    g.add_argument("--download", action="store_true", help="let mnist download its files")
+    g.add_argument(
+        "--download", action="store_true", help="let mnist and stacked_mnist download MNIST's files"
+    )
     g.add_argument(
         "--holdout",
         type=float,
@@ -120,9 +127,11 @@ def _train(train_fn, args: argparse.Namespace, train, model) -> int:
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from .data import list_datasets
 
-    for info in list_datasets():
-        print(f"{info.name:<9} {info.description}\n{'':<9} source: {info.source}")
-    print("PATH      your own N x D array in a .npy, .csv or .pt file")
+    infos = list_datasets()
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        print(f"{info.name:<{width}} {info.description}\n{'':<{width}} source: {info.source}")
+    print(f"{'PATH':<{width}} your own N x D array in a .npy, .csv or .pt file")
     return 0
 
 
@@ -175,6 +184,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         gen_batch_norm=args.gen_batch_norm,
         disc_maxout=args.disc_maxout,
         init_std=args.init_std,
+        conv_width=args.conv_width,
         obs_scale=args.obs_scale,
         pack=args.pack,
     )
@@ -214,9 +224,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
         progress=not args.no_progress,
         threads=args.threads,
-        **{
-            k: v for k, v in (("steps", args.steps), ("vae_steps", args.vae_steps)) if v is not None
-        },
+        steps=args.steps,
+        vae_steps=args.vae_steps,
     )
     summary = json.loads(path.with_name("summary.json").read_text())
     print(f"The theory's claims on {summary['dataset']}, seed by seed:")
@@ -242,15 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_run_args(p, steps=3000, batch_size=256)
     g = p.add_argument_group("model and optimiser")
-    g.add_argument("--latent-dim", type=int, default=2, help="dimension of z (default 2)")
+    g.add_argument(
+        "--latent-dim", type=int, default=None, help="dimension of z (default 2; 16 for images)"
+    )
     g.add_argument(
         "--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths (default 128,128)"
     )
     g.add_argument(
         "--likelihood",
-        choices=["normal", "bernoulli"],
+        # pyro_vigen.models.vae.LIKELIHOODS, spelled out: importing it loads torch
+        # (tests/models/test_vae.py checks that the two agree).
+        choices=["normal", "bernoulli", "continuous_bernoulli"],
         default=None,
-        help="default: bernoulli for images, normal otherwise",
+        help="normal; bernoulli (a Bernoulli on images binarised at 0.5); or "
+        "continuous_bernoulli (grey levels in [0, 1] as they are). "
+        "Default: continuous_bernoulli for images, normal otherwise",
     )
     g.add_argument(
         "--scale", type=float, default=None, help="fixed Normal likelihood scale (default: learned)"
@@ -297,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="nonsaturating",
         help="generator loss (default nonsaturating)",
     )
-    g.add_argument("--noise-dim", type=int, default=2, help="dimension of z (default 2)")
+    g.add_argument(
+        "--noise-dim", type=int, default=None, help="dimension of z (default 2; 64 for images)"
+    )
     g.add_argument(
         "--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths (default 128,128)"
     )
@@ -336,7 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-std",
         type=float,
         default=None,
-        help="initial weights from N(0, s^2) (default: PyTorch's initialisation)",
+        help="initial weights from N(0, s^2) (points; default: PyTorch's initialisation)",
+    )
+    g.add_argument(
+        "--conv-width",
+        type=int,
+        default=64,
+        help="channels of the DCGAN nets of images (default 64)",
     )
     g.add_argument("--lr-disc", type=float, default=1e-3, help="discriminator Adam learning rate")
     g.add_argument("--lr-gen", type=float, default=1e-3, help="generator Adam learning rate")
@@ -375,10 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the runs, report.html and summary.json")
     # Defaults live in pyro_vigen.report.compare (not imported here: it loads torch).
     p.add_argument(
-        "--steps", type=int, default=None, help="iterations of every GAN run (default 10000)"
+        "--steps",
+        type=int,
+        default=None,
+        help="iterations of every GAN run (default 10000; 3000 on images)",
     )
     p.add_argument(
-        "--vae-steps", type=int, default=None, help="SVI steps of every VAE run (default 20000)"
+        "--vae-steps",
+        type=int,
+        default=None,
+        help="SVI steps of every VAE run (default 20000; 3000 on images)",
     )
     p.add_argument(
         "--num-samples", type=int, default=5000, help="samples per diagnosis (default 5000)"

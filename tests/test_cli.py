@@ -71,6 +71,7 @@ def test_bernoulli_vae_on_digits_improves_the_held_out_elbo(tmp_path):
     result = run_cli(
         "train", "vae", "--data", "digits", "--steps", "150", "--seed", "0", "--out", str(out),
         "--latent-dim", "8", "--lr", "3e-3", "--batch-size", "128", "--no-progress",
+        "--likelihood", "bernoulli",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config, trained = load_run(out)

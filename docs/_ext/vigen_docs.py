@@ -11,6 +11,11 @@ when it does not. It never invents numbers.
 ``.. pacgan-protocol::`` renders ``benchmarks/pacgan_protocol.json`` (written by
 ``benchmarks/pacgan_protocol.py``) the same way: our rows beside the published ones of
 PacGAN's Table 1, the budget used, the goals and the deviations from the reference code.
+
+``.. stacked-modes::`` renders ``benchmarks/stacked_modes.json`` (written by
+``benchmarks/stacked_modes.py``) the same way: our rows on stacked digits beside the
+published rows on stacked MNIST, the budget used, the labeller's held-out accuracy and
+how the runs differ from the published experiments.
 """
 
 from __future__ import annotations
@@ -269,6 +274,68 @@ class PacganProtocol(SphinxDirective):
         return out
 
 
+class StackedModes(SphinxDirective):
+    """Render benchmarks/stacked_modes.json: our stacked-digits rows beside stacked MNIST's."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        data = _load_json(
+            self, "stacked_modes.json", "`python benchmarks/stacked_modes.py` (see above)"
+        )
+        if isinstance(data, nodes.Node):
+            return [data]
+        budget, machine = data["budget"], data["budget"].get("machine", {})
+        accuracy = ", ".join(f"{a:.3f}" for a in data.get("labeller_accuracy", [])) or "?"
+        out: list[nodes.Node] = [
+            nodes.paragraph(
+                text=f"Budget of these numbers: {budget['steps']:,} training steps per run, "
+                f"{budget['seeds']} seed(s) per row, {budget['num_samples']:,} samples per "
+                f"diagnosis (the protocol's: {data['protocol']['evaluation_samples']:,}); "
+                f"{_train_hours(budget)} h of training in all, on "
+                f"{machine.get('cpus', '?')} CPU core(s) ({machine.get('workers', '?')} runs "
+                f"at a time, {machine.get('torch_threads_per_run', '?')} torch thread each, "
+                f"device {machine.get('device', '?')}), {budget.get('date', '')}. The digit "
+                f"labeller's held-out accuracy: {accuracy}."
+            )
+        ]
+        header = ["row", "data, source", "runs", "modes (of 1,000)", "KL (nats)"]
+        rows = []
+        for row in data["ours"].values():
+            failed = f", {len(row['failed'])} failed" if row["failed"] else ""
+            rows.append(
+                [
+                    row["label"],
+                    "stacked digits, ours, mean ± sd",
+                    f"{row['modes']['n']}{failed}",
+                    _spread(row["modes"], ".1f", "sd"),
+                    _spread(row["kl"], ".2f", "sd"),
+                ]
+            )
+        for row in data["published"]["rows"]:
+            rows.append(
+                [
+                    row["label"],
+                    f"stacked MNIST, {row['source']}",
+                    "",
+                    f"{row['modes']:.1f}",
+                    f"{row['kl']:.2f}",
+                ]
+            )
+        out.append(_table(header, rows))
+        out.append(nodes.paragraph(text=f"Published rows: {data['published']['note']}."))
+        deviations = nodes.bullet_list()
+        for text in data.get("deviations", []):
+            item = nodes.list_item()
+            item += nodes.paragraph(text=text)
+            deviations += item
+        out += [
+            nodes.paragraph(text="Where these runs differ from the published experiments:"),
+            deviations,
+        ]
+        return out
+
+
 # Packages whose ``__all__`` the API reference must cover.
 PUBLIC_PACKAGES = (
     "pyro_vigen.config",
@@ -306,6 +373,7 @@ def setup(app):
     app.add_directive("cli-help", CliHelp)
     app.add_directive("benchmark-results", BenchmarkResults)
     app.add_directive("pacgan-protocol", PacganProtocol)
+    app.add_directive("stacked-modes", StackedModes)
     app.connect("env-check-consistency", check_public_names)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
 

@@ -1,4 +1,5 @@
-"""Datasets: toy mixtures with exact log-density, images, and the user's own arrays."""
+"""Datasets: toy mixtures with exact log-density, images, stacked digits (1,000 modes),
+and the user's own arrays."""
 
 from .datasets import (
     DATASETS,
@@ -10,6 +11,7 @@ from .datasets import (
     load_dataset,
 )
 from .mixtures import GaussianMixture, grid25, ring8
+from .stacked import stack_images, triple_codes
 
 __all__ = [
     "DATASETS",
@@ -22,4 +24,6 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "ring8",
+    "stack_images",
+    "triple_codes",
 ]

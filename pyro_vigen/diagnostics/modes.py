@@ -8,6 +8,14 @@ standard deviations (Euclidean distance) of its nearest mode centre; a mode is
 :math:`KL(h\\,\\|\\,U)` between the histogram h of the high-quality samples over the
 modes and the uniform distribution U over the K modes, between 0 (even spread) and
 :math:`\\log K` (all on one mode).
+
+Labelled images (:func:`~pyro_vigen.diagnostics.image_metrics`) take the same three
+definitions over the classes, through :func:`label_coverage`: a sample's mode is the
+class a classifier gives it, and it is high quality when it is a clear image of the
+data, the counterpart of "near a centre": the classifier is confident of that class
+(against the others and a class of junk images) and its features lie inside the
+data's k-NN manifold. Junk (blank, constant or noise images) is then no mode's sample,
+and captures nothing.
 """
 
 from __future__ import annotations
@@ -65,11 +73,15 @@ def label_coverage(labels: Samples, num_modes: int, high_quality: np.ndarray | N
     """:func:`mode_coverage` from each sample's mode (or class) and its quality flag.
 
     Images use it with the classes a classifier predicts, a sample being high quality
-    when the prediction is confident.
+    when the prediction is confident and its features lie in the data's manifold (see
+    :func:`~pyro_vigen.diagnostics.image_metrics`). Only high-quality samples count:
+    one that is not high quality captures no mode, whatever its label.
 
     :param labels: ``(N,)`` integer mode of each sample, in ``[0, num_modes)``.
     :param int num_modes: number of modes K.
-    :param high_quality: ``(N,)`` booleans; ``None`` counts every sample.
+    :param high_quality: ``(N,)`` flags (booleans, or 0/1); ``None`` counts every sample.
+    :raises ValueError: labels outside ``[0, num_modes)``, a ``high_quality`` of
+        another shape, a non-positive ``num_modes``.
     :returns: the dict of :func:`mode_coverage`.
 
     Example::
@@ -83,7 +95,16 @@ def label_coverage(labels: Samples, num_modes: int, high_quality: np.ndarray | N
     labels = np.asarray(labels).reshape(-1)
     if labels.size and (labels.min() < 0 or labels.max() >= num_modes):
         raise ValueError(f"labels must lie in [0, {num_modes}), got {labels.min()}..{labels.max()}")
-    hq = np.ones(labels.shape, dtype=bool) if high_quality is None else np.asarray(high_quality)
+    if high_quality is None:
+        hq = np.ones(labels.shape, dtype=bool)
+    else:
+        hq = np.asarray(high_quality).reshape(-1)
+        if hq.shape != labels.shape:
+            raise ValueError(
+                f"high_quality must hold one flag per label: {hq.size} flags, {labels.size} labels"
+            )
+        # As flags, never as indices: 0/1 integers would otherwise pick labels by position.
+        hq = hq.astype(bool)
     counts = np.bincount(labels[hq], minlength=num_modes)
     total = int(counts.sum())
     if total == 0:

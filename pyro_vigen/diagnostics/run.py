@@ -9,7 +9,8 @@ toy mixture, VAE          ``mc``: exact data log-density; the model's by importa
                           bound in expectation, so forward KL leans high, reverse low)
 toy mixture, GAN          ``knn``: a GAN has no density; the mixture is 2-D
 images                    ``gaussian_features``: Gaussian fits in the features of a
-                          classifier trained on the dataset (:mod:`.images`)
+                          classifier trained on the dataset (:mod:`.images`); NaN,
+                          with ``kl_note`` saying why, where the fits are degenerate
 other data                ``knn`` up to 3 dimensions, ``classifier`` above
 ========================  =====================================================
 
@@ -19,10 +20,19 @@ model, and as many from the mixture where the data distribution is known exactly
 draws of :math:`p_{data}` rather than the training points, which the model has seen).
 Other data is compared as a whole (``split="all"``); the VAE's ELBO, IWAE bound and k-hat
 are computed on held-out points where the run holds some out.
+
+Every model of an image dataset is scored against the same reference, the dataset as
+loaded (grey levels), in the same feature space, one classifier per dataset: a VAE and
+a GAN of one table are measured alike, whatever the VAE's likelihood (a Bernoulli VAE
+is trained on binarised images, but scored against the grey ones, as a GAN is). A VAE
+on images is scored on its decoder means (:meth:`~pyro_vigen.models.VAE.sample` with
+``noise=False``), the images a user looks at, not on draws with the likelihood's pixel
+noise; ``metrics.json`` says which in ``image_samples``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -39,9 +49,10 @@ from ..models import VAE
 from ..threads import torch_threads
 from .checks import as_points
 from .gan import discriminator_estimates
-from .images import feature_classifier, image_metrics
+from .images import classifier_key, dataset_digest, feature_classifier, image_metrics
 from .kl import kl_directions
 from .modes import mode_coverage
+from .stacked import digit_labeller, stacked_modes
 from .vi_quality import vi_metrics
 
 #: Data points (and importance particles per point) of the VAE's ELBO, IWAE and k-hat:
@@ -71,7 +82,11 @@ def diagnose(
     ``metrics.json`` has these keys: always ``kl_forward``,
     ``kl_reverse``, ``kl_method``, ``num_samples``; on toy mixtures and on labelled
     images (over the classes) ``num_modes``, ``modes_captured``, ``hq_fraction``,
-    ``mode_kl``; for images also ``precision`` and ``recall``; for a VAE ``elbo``,
+    ``mode_kl``; for images also ``precision``, ``recall``, ``density``, ``coverage``,
+    ``image_samples`` (``"decoder means"`` for a VAE, ``"samples"`` for a GAN),
+    ``reference_data`` (name, size and digest of the images compared with),
+    ``feature_classifier`` (:func:`~pyro_vigen.diagnostics.classifier_key`) and, where a
+    KL is NaN (null), ``kl_note`` saying why; for a VAE ``elbo``,
     ``iwae``, ``iwae_particles``, ``khat_mean``, ``khat_frac_over_0_7`` and, on toy
     mixtures, ``joint_kl``; for a GAN ``disc_kl_forward``, ``disc_kl_reverse``, ``jsd``
     (``pack_jsd``, the JSD of packs, for a packed GAN: see
@@ -85,7 +100,7 @@ def diagnose(
     - ``sample_stats`` (VAE): ``log_weight``, :math:`\\log p(x,z) - \\log q(z|x)` of
       those very draws, dims ``(chain, draw, point)``: the k-hat's input;
     - ``observed_data``: ``x``, those data points (VAE) or the data compared with (GAN);
-    - ``posterior_predictive``: ``x``, model samples;
+    - ``posterior_predictive``: ``x``, model samples (a VAE's decoder means on images);
     - ``diagnostics``: ``khat`` per point (VAE) and ``mode_counts`` (mixtures and
       images), with every metric (and the KL standard errors, where known) as attributes;
     - ``training_history``: each column of ``history.csv`` along ``step``.
@@ -124,12 +139,14 @@ def diagnose(
         _check_finite_parameters(model, run)
         data_config = DataConfig.from_dict(config["data"])
         dataset = load_dataset(data_config, split="all")
-        samples = model.sample(num_samples, generator=torch.Generator().manual_seed(seed))
+        samples, drawn = _model_samples(model, dataset, num_samples, seed)
         as_points(samples, "model samples")
         data = _reference_data(dataset, model, num_samples, seed)
         metrics, attrs = _compare(
             dataset, model, data, samples, seed=seed, kl_particles=kl_particles, cache_dir=cache_dir
         )
+        if dataset.is_image:
+            metrics["image_samples"] = drawn
         metrics["num_samples"] = num_samples
         groups = {"posterior_predictive": _draws_dataset("x", samples[:MAX_STORED].unsqueeze(0))}
         diag_vars = {}
@@ -161,10 +178,30 @@ def _check_finite_parameters(model: torch.nn.Module, run: RunDir) -> None:
             )
 
 
+def _model_samples(model, dataset: Dataset, n: int, seed: int) -> tuple[torch.Tensor, str]:
+    """The model's images or points that the metrics score, and what they are.
+
+    A VAE on images gives its decoder means: its draws with the likelihood's noise
+    (salt-and-pepper pixels for a Bernoulli) are not the images anyone looks at. The
+    ``mc`` KL of the toy mixtures needs true draws of :math:`p_\theta(x)`.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if dataset.is_image and isinstance(model, VAE):
+        return model.sample(n, generator=gen, noise=False), "decoder means"
+    return model.sample(n, generator=gen), "samples"
+
+
 def _reference_data(dataset: Dataset, model, num_samples: int, seed: int) -> torch.Tensor:
-    """Points of :math:`p_{data}` to compare with, as the model sees them."""
+    """Points of :math:`p_{data}` to compare with.
+
+    Fresh draws of a toy mixture; images as loaded (grey levels) for every model, so that
+    all runs of an image dataset are scored against the same data; other data as the
+    model sees it.
+    """
     if dataset.mixture is not None:
         return dataset.mixture.sample(num_samples, torch.Generator().manual_seed(seed + 1))
+    if dataset.is_image:
+        return dataset.x
     return _model_view(dataset, model)
 
 
@@ -178,12 +215,32 @@ def _compare(
     dataset: Dataset, model, data, samples, *, seed: int, kl_particles: int, cache_dir
 ) -> tuple[dict, dict]:
     """KL in both directions and mode coverage: ``(metrics, extra nc attributes)``."""
-    if dataset.is_image:
-        binary = isinstance(model, VAE) and model.config.likelihood == "bernoulli"
-        classifier = feature_classifier(
-            dataset, data, representation="binary" if binary else "grey", cache_dir=cache_dir
+    if dataset.stacked_from is not None:
+        # Stacked digits are images: the image comparison (this call on the dataset
+        # without its stacking), then the modes of the stacked-MNIST protocol in place
+        # of the feature classifier's classes: the 1,000 triples of a digit labeller's
+        # channel labels, over every sample (see pyro_vigen.diagnostics.stacked).
+        metrics, attrs = _compare(
+            dataclasses.replace(dataset, stacked_from=None),
+            model,
+            data,
+            samples,
+            seed=seed,
+            kl_particles=kl_particles,
+            cache_dir=cache_dir,
         )
-        return image_metrics(classifier, data, samples), {}
+        labeller = digit_labeller(dataset.stacked_from, cache_dir=cache_dir)
+        metrics.update(stacked_modes(samples, labeller))
+        return metrics, attrs
+    if dataset.is_image:
+        # One classifier per dataset, trained on the reference images themselves.
+        classifier = feature_classifier(dataset, cache_dir=cache_dir)
+        metrics = image_metrics(classifier, data, samples, seed=seed)
+        metrics["reference_data"] = (
+            f"{dataset.name}: {len(data)} images as loaded, sha256 {dataset_digest(dataset)}"
+        )
+        metrics["feature_classifier"] = classifier_key(dataset)
+        return metrics, {}
     metrics: dict = {}
     attrs: dict = {}
     mixture = dataset.mixture

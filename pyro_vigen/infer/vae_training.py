@@ -175,9 +175,35 @@ def resolve_data_shape(model: C, dataset: Dataset) -> C:
 
 
 def model_data(dataset: Dataset, likelihood: str) -> torch.Tensor:
-    """The data as the likelihood sees it: binarised at 0.5 for a Bernoulli likelihood."""
+    """The data as the likelihood sees it.
+
+    ``"bernoulli"`` is a Bernoulli on images binarised at 0.5: its pixels are 0 or 1,
+    so the grey levels are thresholded here. ``"continuous_bernoulli"`` models the grey
+    levels in [0, 1] as they are, and ``"normal"`` any real data as it is.
+
+    :param Dataset dataset: the data.
+    :param str likelihood: the VAE's likelihood (:data:`~pyro_vigen.models.vae.LIKELIHOODS`).
+    :returns: the tensor the model is trained and measured on.
+    :raises ValueError: ``"continuous_bernoulli"`` on data outside [0, 1], where it has
+        no density.
+
+    Example::
+
+        from pyro_vigen.data import load_dataset
+        from pyro_vigen.infer.vae_training import model_data
+        digits = load_dataset("digits")
+        model_data(digits, "bernoulli").unique()                          # tensor([0., 1.])
+        model_data(digits, "continuous_bernoulli").equal(digits.x)        # True
+    """
     if likelihood == "bernoulli":
         return (dataset.x > 0.5).to(torch.get_default_dtype())
+    if likelihood == "continuous_bernoulli":
+        lo, hi = dataset.x.min().item(), dataset.x.max().item()
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"likelihood 'continuous_bernoulli' needs data in [0, 1], but {dataset.name!r} "
+                f"spans [{lo:.3g}, {hi:.3g}]; use likelihood 'normal'"
+            )
     return dataset.x
 
 
@@ -246,7 +272,9 @@ def train_vae(
 
     :param out: the run directory.
     :param model: the architecture; ``None`` (or settings left ``None``) take the
-        defaults for the data.
+        defaults for the data: images get a continuous Bernoulli on their grey levels,
+        as they are; ``likelihood="bernoulli"`` binarises them at 0.5 first (see
+        :func:`model_data`).
     :param resume: continue from ``out/checkpoint.pt``; the result equals an
         uninterrupted run with the same seed.
     :param overwrite: replace a run already in ``out``.

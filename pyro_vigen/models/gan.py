@@ -10,8 +10,11 @@ import torch
 from torch import nn
 
 from ..config import Config, require_positive
-from ..nets import decoder_net, encoder_net
+from ..nets import MLP, DCGANDiscriminator, DCGANGenerator
 from .naming import register_parts, unique_name
+
+#: Dimension of the generator's noise when :class:`GANConfig` leaves it to the data.
+DEFAULT_NOISE_DIM = {"points": 2, "images": 64}
 
 
 @dataclasses.dataclass
@@ -20,9 +23,11 @@ class GANConfig(Config):
 
     :param tuple data_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``; training
         fills it from the data when it is ``None``.
-    :param int noise_dim: dimension of the generator's input noise z.
+    :param int noise_dim: dimension of the generator's input noise z; ``None`` picks
+        :data:`DEFAULT_NOISE_DIM`: 2 for points, 64 for images (DCGAN draws 100).
     :param tuple hidden: hidden widths of the MLP generator and discriminator (points);
-        images use the small conv nets of :mod:`pyro_vigen.nets` instead.
+        images use the DCGAN nets (:class:`~pyro_vigen.nets.DCGANGenerator`,
+        :class:`~pyro_vigen.nets.DCGANDiscriminator`) instead.
     :param str activation: hidden activation of the MLPs.
     :param float obs_scale: standard deviation of Gaussian observation noise around
         :math:`G_\\theta(z)`; ``None`` (the classic GAN) makes the generator deterministic
@@ -50,6 +55,10 @@ class GANConfig(Config):
         layer from :math:`\\mathcal{N}(0, s^2)`, s = ``init_std``, and their biases at 0
         (PacGAN's 2-D experiments: 0.02); ``None`` keeps PyTorch's default
         initialisation. Batch norm's scale and shift start at 1 and 0 either way.
+        Points only: the DCGAN nets of images always take DCGAN's initialisation.
+    :param int conv_width: channels of the DCGAN nets of images: the discriminator's
+        first convolution and the generator's last hidden layer (doubling towards the
+        small grid in between). Images only.
 
     The defaults build exactly the nets (and draw exactly the initial values) of a
     config without these five options.
@@ -71,7 +80,7 @@ class GANConfig(Config):
     """
 
     data_shape: tuple[int, ...] | None = None
-    noise_dim: int = 2
+    noise_dim: int | None = None
     hidden: tuple[int, ...] = (128, 128)
     activation: str = "relu"
     obs_scale: float | None = None
@@ -81,12 +90,17 @@ class GANConfig(Config):
     gen_batch_norm: bool = False
     disc_maxout: int = 1
     init_std: float | None = None
+    conv_width: int = 64
 
     def __post_init__(self) -> None:
         if self.data_shape is not None:
             self.data_shape = tuple(self.data_shape)
+            if self.noise_dim is None:
+                image = len(self.data_shape) == 3
+                self.noise_dim = DEFAULT_NOISE_DIM["images" if image else "points"]
         self.hidden = tuple(self.hidden)
-        require_positive("noise_dim", self.noise_dim, integer=True)
+        if self.noise_dim is not None:
+            require_positive("noise_dim", self.noise_dim, integer=True)
         if self.obs_scale is not None:
             require_positive("obs_scale", self.obs_scale)
         require_positive("pack", self.pack, integer=True)
@@ -102,11 +116,12 @@ class GANConfig(Config):
         require_positive("disc_maxout", self.disc_maxout, integer=True)
         if self.init_std is not None:
             require_positive("init_std", self.init_std)
+        require_positive("conv_width", self.conv_width, integer=True)
         if self.data_shape is not None and len(self.data_shape) == 3:
-            if self.gen_batch_norm or self.disc_maxout != 1:
+            if self.gen_batch_norm or self.disc_maxout != 1 or self.init_std is not None:
                 raise ValueError(
-                    "gen_batch_norm and disc_maxout apply to the MLPs of points; the conv "
-                    "nets of images take neither"
+                    "gen_batch_norm, disc_maxout and init_std apply to the MLPs of points; "
+                    "the DCGAN nets of images have their own batch norm and initialisation"
                 )
 
 
@@ -179,17 +194,23 @@ class VariationalGAN(nn.Module):
         self.config = config
         self.name = name or unique_name("gan")
         shape = config.data_shape
+        # The discriminator sees a pack: m points concatenated along features or channels.
+        packed = (config.pack * shape[0], *shape[1:])
+        if len(shape) == 3:
+            self.generator = DCGANGenerator(config.noise_dim, shape, config.conv_width)
+            self.discriminator = DCGANDiscriminator(packed, config.conv_width)
+            return
         gen_hidden = config.hidden if config.gen_hidden is None else config.gen_hidden
         disc_hidden = config.hidden if config.disc_hidden is None else config.disc_hidden
-        generator = decoder_net(
-            config.noise_dim, shape, gen_hidden, config.activation, batch_norm=config.gen_batch_norm
+        self.generator = MLP(
+            config.noise_dim,
+            gen_hidden,
+            shape[0],
+            config.activation,
+            batch_norm=config.gen_batch_norm,
         )
-        # Images live in [0, 1]; points are unconstrained.
-        self.generator = nn.Sequential(generator, nn.Sigmoid()) if len(shape) == 3 else generator
-        # It sees a pack: the m points concatenated along features or channels.
-        packed = (config.pack * shape[0], *shape[1:])
-        self.discriminator = encoder_net(
-            packed, 1, disc_hidden, config.activation, maxout=config.disc_maxout
+        self.discriminator = MLP(
+            packed[0], disc_hidden, 1, config.activation, maxout=config.disc_maxout
         )
         if config.init_std is not None:
             for layer in self.modules():

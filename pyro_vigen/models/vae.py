@@ -15,7 +15,9 @@ from ..config import Config, require_positive
 from ..nets import decoder_net, encoder_net
 from .naming import register_parts, unique_name
 
-LIKELIHOODS = ("normal", "bernoulli")
+LIKELIHOODS = ("normal", "bernoulli", "continuous_bernoulli")
+#: Dimension of z when :class:`VAEConfig` leaves it to the data.
+DEFAULT_LATENT_DIM = {"points": 2, "images": 16}
 
 
 @dataclasses.dataclass
@@ -24,12 +26,17 @@ class VAEConfig(Config):
 
     :param tuple data_shape: shape of one data point, ``(D,)`` or ``(C, H, W)``; training
         fills it from the data when it is ``None``.
-    :param int latent_dim: dimension of z.
+    :param int latent_dim: dimension of z; ``None`` picks
+        :data:`DEFAULT_LATENT_DIM`: 2 for points (a latent space one can plot), 16 for
+        images (digits need more than 2 dimensions to be reconstructed at all).
     :param tuple hidden: hidden widths of the MLP encoder and decoder; ``()`` makes both
         linear (the linear-Gaussian VAE, which can represent probabilistic PCA exactly).
         Images use the small conv nets of :mod:`pyro_vigen.nets` instead.
-    :param str likelihood: ``"normal"`` for continuous data, ``"bernoulli"`` for binary
-        images; ``None`` picks ``"bernoulli"`` for images and ``"normal"`` for points.
+    :param str likelihood: ``"normal"`` for continuous data; ``"continuous_bernoulli"``
+        for grey levels in [0, 1], modelled as they are (Loaiza-Ganem and Cunningham,
+        2019); ``"bernoulli"`` for a Bernoulli on images binarised at 0.5 (training
+        binarises the data: :func:`~pyro_vigen.infer.vae_training.model_data`). ``None``
+        picks ``"continuous_bernoulli"`` for images and ``"normal"`` for points.
     :param float scale: fixed standard deviation of the Normal likelihood; ``None`` learns
         one per data dimension.
     :param str activation: hidden activation of the MLPs.
@@ -38,12 +45,12 @@ class VAEConfig(Config):
 
         from pyro_vigen.models import VAE, VAEConfig
         config = VAEConfig(data_shape=(1, 8, 8), latent_dim=8)
-        config.likelihood                 # 'bernoulli', picked for images
+        config.likelihood                 # 'continuous_bernoulli', picked for images
         vae = VAE(config)
     """
 
     data_shape: tuple[int, ...] | None = None
-    latent_dim: int = 2
+    latent_dim: int | None = None
     hidden: tuple[int, ...] = (128, 128)
     likelihood: str | None = None
     scale: float | None = None
@@ -52,10 +59,14 @@ class VAEConfig(Config):
     def __post_init__(self) -> None:
         if self.data_shape is not None:
             self.data_shape = tuple(self.data_shape)
+            image = len(self.data_shape) == 3
             if self.likelihood is None:
-                self.likelihood = "bernoulli" if len(self.data_shape) == 3 else "normal"
+                self.likelihood = "continuous_bernoulli" if image else "normal"
+            if self.latent_dim is None:
+                self.latent_dim = DEFAULT_LATENT_DIM["images" if image else "points"]
         self.hidden = tuple(self.hidden)
-        require_positive("latent_dim", self.latent_dim, integer=True)
+        if self.latent_dim is not None:
+            require_positive("latent_dim", self.latent_dim, integer=True)
         if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
             raise ValueError(
                 f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}"
@@ -68,12 +79,18 @@ class VAE(nn.Module):
     r"""Variational autoencoder: a Pyro ``model``/``guide`` pair over observed x and latent z.
 
     The generative model is :math:`p(z) = \mathcal{N}(0, I)`,
-    :math:`p_\theta(x|z) = \mathcal{N}(\mu_\theta(z), \mathrm{diag}(s^2))` or
-    :math:`\mathrm{Bernoulli}(\mathrm{logits}_\theta(z))`; the guide is the amortised
+    :math:`p_\theta(x|z) = \mathcal{N}(\mu_\theta(z), \mathrm{diag}(s^2))`,
+    :math:`\mathcal{CB}(\mathrm{logits}_\theta(z))` (continuous Bernoulli, a density on
+    :math:`[0, 1]` per pixel [3]) or :math:`\mathrm{Bernoulli}(\mathrm{logits}_\theta(z))`
+    (a probability on :math:`\{0, 1\}` per pixel); the guide is the amortised
     :math:`q_\phi(z|x) = \mathcal{N}(m_\phi(x), \mathrm{diag}(\sigma_\phi(x)^2))` with
     :math:`\sigma_\phi = \mathrm{softplus}(\cdot) + 10^{-5}` of the encoder's second half.
     Averaged over the data, the ELBO is :math:`-KL(q_\phi(x,z)\,\|\,p_\theta(x,z)) - H[p_{data}]`:
     the model stands in the second slot of the KL (mode covering).
+
+    The continuous Bernoulli's log-density can be positive (up to about 2.77 nats per
+    pixel in float32, where the parameter saturates), so its ELBO and log-likelihoods are
+    on another scale from the Bernoulli's and are not comparable with them.
 
     Both methods take ``(x, num_data=None)``: ``x`` a minibatch, ``num_data`` the size of
     the full data set, which scales the likelihood through ``pyro.plate`` so that the ELBO
@@ -92,6 +109,8 @@ class VAE(nn.Module):
     [1] Kingma and Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
     [2] Su, "Variational Inference: A Unified Framework of Generative Models and Some
     Revelations", arXiv:1807.05936.
+    [3] Loaiza-Ganem and Cunningham, "The continuous Bernoulli: fixing a pervasive error
+    in variational autoencoders", NeurIPS 2019.
     """
 
     def __init__(self, config: VAEConfig, *, name: str | None = None) -> None:
@@ -127,6 +146,8 @@ class VAE(nn.Module):
         out = out.reshape(*z.shape[:-1], *self.config.data_shape)
         if self.config.likelihood == "bernoulli":
             return dist.Bernoulli(logits=out).to_event(self.event_dim)
+        if self.config.likelihood == "continuous_bernoulli":
+            return dist.ContinuousBernoulli(logits=out).to_event(self.event_dim)
         scale = (
             self.log_scale.exp()
             if self.config.scale is None
@@ -164,8 +185,13 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         """Draw ``n`` points from the model :math:`p_\\theta(x)`.
 
+        :param int n: how many points.
+        :param generator: the source of every random number (``None``: torch's global one).
         :param bool noise: include the observation noise (a true draw of x); ``False``
-            returns the likelihood's mean (sharper images, not a sample of p(x)).
+            returns the likelihood's mean (sharper images, not a sample of p(x)). The
+            continuous Bernoulli's mean lies in [0.063, 0.937] in float32 (its
+            parameter saturates at about 16 in logits), so no mean is pure black or white.
+        :returns: tensor of shape ``(n, *data_shape)``.
         """
         device = next(self.parameters()).device
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
@@ -174,6 +200,11 @@ class VAE(nn.Module):
             return px.mean
         if self.config.likelihood == "bernoulli":
             return torch.bernoulli(px.probs, generator=generator)
+        if self.config.likelihood == "continuous_bernoulli":
+            # ContinuousBernoulli.sample takes no generator: invert its CDF at uniforms
+            # drawn with ours. Rounding in icdf can step a hair outside [0, 1].
+            u = torch.rand(px.probs.shape, generator=generator, device=device, dtype=px.probs.dtype)
+            return px.icdf(u).clamp(0.0, 1.0)
         return px.loc + px.scale * torch.randn(px.loc.shape, generator=generator, device=device)
 
     @torch.no_grad()

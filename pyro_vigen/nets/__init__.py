@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from .conv import ConvDecoder, ConvEncoder
+from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLP, Maxout, activation
 
 
@@ -86,6 +87,8 @@ __all__ = [
     "MLP",
     "ConvDecoder",
     "ConvEncoder",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
     "Maxout",
     "activation",
     "decoder_net",

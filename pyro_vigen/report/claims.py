@@ -108,7 +108,8 @@ def check_claims(records: list[RunRecord]) -> list[dict[str, Any]]:
     """Check every claim in every seed whose runs can decide it.
 
     A seed decides a claim when it has one run of each role the claim compares, with
-    the metrics it reads; the ablation must take the data prior's generator steps. A
+    the metrics it reads, each a number (a KL that the diagnosis reported as
+    meaningless, null in ``metrics.json``, decides nothing); the ablation must take the data prior's generator steps. A
     claim no seed can decide (no modes known, a configuration missing) is kept with
     ``seeds_checked`` 0, so a report can say it was not checked rather than drop it.
 
@@ -150,7 +151,7 @@ def check_claims(records: list[RunRecord]) -> list[dict[str, Any]]:
             ):
                 continue  # not the fair ablation: other generator steps
             metrics = {role: runs[role].metrics for role in claim.roles}
-            if not all(k in metrics[role] for role in claim.roles for k in claim.metrics):
+            if not all(_known(metrics[role], k) for role in claim.roles for k in claim.metrics):
                 continue
             seeds.append(
                 {
@@ -173,6 +174,11 @@ def check_claims(records: list[RunRecord]) -> list[dict[str, Any]]:
             }
         )
     return results
+
+
+def _known(metrics: dict[str, Any], key: str) -> bool:
+    value = metrics.get(key)
+    return value is not None and value == value  # NaN is not equal to itself
 
 
 def claims_table(claims: list[dict[str, Any]]) -> str:

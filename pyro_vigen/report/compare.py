@@ -45,6 +45,19 @@ RELATIVE_REG_WEIGHT = 5.0
 #: Share of every run, at its end, over which the learning rates decay linearly to zero,
 #: so that each model ends where its noisy last iterations hover (see ``linear_decay``).
 LR_DECAY = 0.5
+#: The budget on images, whose conv nets cost a hundred times a toy MLP's step: GAN
+#: iterations, VAE steps, and the minibatch of every run (DCGAN's scale; 256 images a
+#: step would quadruple the time for no better digits).
+IMAGE_STEPS = 3000
+IMAGE_VAE_STEPS = 3000
+IMAGE_BATCH_SIZE = 64
+
+
+def default_steps(data: DataConfig) -> tuple[int, int]:
+    """The GAN iterations and VAE steps of ``compare`` on ``data``: ``(steps, vae_steps)``."""
+    if load_dataset(data).is_image:
+        return IMAGE_STEPS, IMAGE_VAE_STEPS
+    return STEPS, VAE_STEPS
 
 
 def configurations(data: DataConfig) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -52,16 +65,19 @@ def configurations(data: DataConfig) -> dict[str, tuple[str, dict[str, Any]]]:
 
     The settings are those that differ from the training configs' defaults; the
     data prior's :math:`\lambda` is :data:`RELATIVE_REG_WEIGHT` over the total variance
-    of the training data, to two significant digits.
+    of the training data, to two significant digits; on images every run takes
+    minibatches of :data:`IMAGE_BATCH_SIZE`.
 
     :param DataConfig data: the data the runs train on.
     :returns: ``{"vae": ..., "gan_mixed_1step": ..., "gan_mixed_<k>steps": ...,
         "gan_data_<k>steps": ...}`` with k = :data:`GEN_STEPS`.
     """
-    x = load_dataset(data).x
-    variance = float(x.flatten(1).var(0).sum())
+    dataset = load_dataset(data)
+    variance = float(dataset.x.flatten(1).var(0).sum())
     reg_weight = float(f"{RELATIVE_REG_WEIGHT / variance:.2g}")
     decay = {"lr_decay": LR_DECAY}
+    if dataset.is_image:
+        decay["batch_size"] = IMAGE_BATCH_SIZE
     return {
         "vae": ("vae", decay),
         "gan_mixed_1step": ("gan", {"prior": "mixed", "gen_steps": 1, **decay}),
@@ -129,8 +145,8 @@ def compare(
     seeds: int,
     out: str | os.PathLike,
     *,
-    steps: int = STEPS,
-    vae_steps: int = VAE_STEPS,
+    steps: int | None = None,
+    vae_steps: int | None = None,
     num_samples: int = 5000,
     workers: int | None = None,
     threads: int | None = None,
@@ -150,8 +166,10 @@ def compare(
     :param DataConfig data: the data every run trains on.
     :param int seeds: number of seeds, ``0..seeds-1``, per configuration.
     :param out: the output folder; run ``<name>/seed<i>`` of each configuration goes under it.
-    :param int steps: iterations of every GAN run.
-    :param int vae_steps: SVI steps of the VAE runs.
+    :param int steps: iterations of every GAN run (``None``: :data:`STEPS`, or
+        :data:`IMAGE_STEPS` on images).
+    :param int vae_steps: SVI steps of the VAE runs (``None``: :data:`VAE_STEPS`, or
+        :data:`IMAGE_VAE_STEPS` on images).
     :param int num_samples: model samples drawn by :func:`~pyro_vigen.diagnostics.diagnose`.
     :param int workers: parallel worker processes (default: up to 2).
     :param int threads: torch's intra-op threads per worker (``None``: the library's
@@ -169,13 +187,17 @@ def compare(
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
-    require_positive("steps (--steps)", steps, integer=True)
-    require_positive("vae_steps (--vae-steps)", vae_steps, integer=True)
     resolve_threads(threads)  # a bad count fails here, not in every worker
     if data.name not in DATASETS and not Path(data.name).is_file():
         raise ValueError(
             f"unknown dataset {data.name!r}: use one of {', '.join(DATASETS)}, or a path to a data file"
         )
+    if steps is None or vae_steps is None:
+        default_gan, default_vae = default_steps(data)
+        steps = default_gan if steps is None else steps
+        vae_steps = default_vae if vae_steps is None else vae_steps
+    require_positive("steps (--steps)", steps, integer=True)
+    require_positive("vae_steps (--vae-steps)", vae_steps, integer=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [

@@ -11,9 +11,10 @@ from typing import Any
 
 import jinja2
 import numpy as np
+import torch
 
 from .. import __version__
-from ..data import DataConfig, load_dataset
+from ..data import DataConfig, Dataset, load_dataset
 from ..infer import load_run
 from ..infer.run import DIAGNOSTICS
 from . import plots
@@ -27,6 +28,10 @@ COLUMNS = [
     ("modes_captured", "modes", "{:.1f}"),
     ("hq_fraction", "HQ fraction", "{:.3f}"),
     ("mode_kl", "mode KL", "{:.3f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("density", "density", "{:.3f}"),
+    ("coverage", "coverage", "{:.3f}"),
     ("elbo", "ELBO", "{:.3f}"),
     ("iwae", "IWAE", "{:.3f}"),
     ("joint_kl", "joint KL", "{:.3f}"),
@@ -91,6 +96,93 @@ def _khat(record: RunRecord) -> np.ndarray | None:
     return None
 
 
+#: Seed of the report's image panels: the codes of the decoder means, the data shown.
+PANEL_SEED = 0
+#: Data images in the data-and-reconstruction panel (rounded down to a multiple of the
+#: number of classes, so that every class shows equally often).
+PANEL_IMAGES = 32
+
+
+def panel_rows(dataset: Dataset, n: int, *, seed: int = PANEL_SEED) -> torch.Tensor:
+    """Rows of ``dataset`` for an image panel: a stratified sample, never the first rows.
+
+    Data sets can be sorted by class (``mnist5k`` is), so their first rows may all show
+    one digit. With labels the rows go round-robin over the classes in label order, each
+    class's rows in a seeded random order: every class shows ``n // classes`` times or
+    once more (fewer only where a class runs out). Without labels they are a seeded
+    random sample.
+
+    :param Dataset dataset: the data.
+    :param int n: how many rows (all of them, permuted, when the data has fewer).
+    :param int seed: seed of the random order.
+    :returns: a ``(min(n, len(dataset)),)`` tensor of row indices.
+
+    Example::
+
+        from pyro_vigen.data import load_dataset
+        from pyro_vigen.report.document import panel_rows
+        digits = load_dataset("digits")
+        digits.labels[panel_rows(digits, 20)]     # 0, 1, ..., 9, 0, 1, ..., 9
+    """
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    if dataset.labels is None:
+        return order[:n]
+    classes, cls = torch.unique(dataset.labels[order], return_inverse=True)
+    # A row's rank among its class's rows (in the random order); sorting by (rank,
+    # class) deals the rows round-robin over the classes.
+    rank = torch.empty_like(cls)
+    for c in range(len(classes)):
+        members = cls == c
+        rank[members] = torch.arange(int(members.sum()))
+    return order[torch.argsort(rank * len(classes) + cls)[:n]]
+
+
+def _vae_image_panels(
+    record: RunRecord, caption: str, dataset: Dataset
+) -> tuple[tuple[str, bytes], list[tuple[str, bytes]]]:
+    """A VAE's image panels: ``(decoder means, [draws, data and reconstructions])``.
+
+    The decoder means are what a VAE's images look like without the likelihood's
+    per-pixel noise (blurred where the posterior is uncertain); its draws add that noise.
+    """
+    from ..infer.vae_training import model_data
+
+    likelihood = record.config["model"]["likelihood"]
+    # The binarised Bernoulli sees (and draws) other images than the data's grey levels.
+    binarised = "; Bernoulli on images binarised at 0.5" if likelihood == "bernoulli" else ""
+    _, model = load_run(record.path)
+    means = model.sample(64, generator=torch.Generator().manual_seed(PANEL_SEED), noise=False)
+    means_caption = f"{caption}: decoder means (the blur), not draws{binarised}"
+    draws_caption = f"{caption}: draws, decoder means plus the likelihood's noise{binarised}"
+
+    num_classes = 0 if dataset.labels is None else len(dataset.labels.unique())
+    rows = panel_rows(dataset, _panel_size(num_classes))
+    x = model_data(dataset, likelihood)[rows]
+    pairs = torch.stack([x, model.reconstruct(x)], 1).reshape(-1, *x.shape[1:])
+    shown = f"{len(rows) // num_classes} per class" if num_classes else "a random sample"
+    # With classes, one row of the grid holds one (data, reconstruction) pair per class.
+    nrow = 2 * num_classes if num_classes else 8
+    return (
+        (means_caption, plots.image_grid(means, f"{caption}: decoder means")),
+        [
+            (draws_caption, plots.image_grid(record.samples[:64], f"{caption}: draws")),
+            (
+                f"{caption}: data (odd) and reconstruction (even), {shown}{binarised}",
+                plots.image_grid(pairs, f"{caption}: reconstructions", nrow=nrow),
+            ),
+        ],
+    )
+
+
+def _panel_size(num_classes: int) -> int:
+    """Data images in a reconstruction panel: :data:`PANEL_IMAGES` without classes; with
+    ``num_classes`` classes, the largest multiple of ``num_classes`` up to
+    :data:`PANEL_IMAGES` (at least one image per class)."""
+    if not num_classes:
+        return PANEL_IMAGES
+    return max(1, PANEL_IMAGES // num_classes) * num_classes
+
+
 def _figures(records: list[RunRecord], summary: dict) -> list[dict[str, Any]]:
     """Figure sections: ``{"title", "images": [(caption, png bytes)]}``."""
     sections = [
@@ -107,10 +199,21 @@ def _figures(records: list[RunRecord], summary: dict) -> list[dict[str, Any]]:
     data_config = DataConfig.from_dict(first.config["data"])
     dataset = load_dataset(data_config, split="holdout" if data_config.holdout > 0 else "all")
     sample_images = []
+    # Image panels: the VAEs' decoder means, then the GANs' samples (what each model
+    # shows at a glance, side by side), then the VAEs' draws and reconstructions.
+    vae_means, gan_samples, vae_details = [], [], []
     for label, group in by_label.items():
         r = min(group, key=lambda g: g.seed)
         caption = f"{label} (seed {r.seed})"
-        if dataset.mixture is not None and r.samples.shape[1:] == (2,):
+        if r.samples.dim() == 4 and r.kind == "vae":
+            means, details = _vae_image_panels(r, caption, dataset)
+            vae_means.append(means)
+            vae_details += details
+        elif r.samples.dim() == 4:
+            gan_samples.append(
+                (f"{caption}: samples", plots.image_grid(r.samples[:64], f"{caption}: samples"))
+            )
+        elif dataset.mixture is not None and r.samples.shape[1:] == (2,):
             from ..diagnostics import mode_coverage
 
             sample_images.append(
@@ -123,26 +226,7 @@ def _figures(records: list[RunRecord], summary: dict) -> list[dict[str, Any]]:
                     plots.mode_histogram(list(cov["counts"]), caption),
                 )
             )
-        elif r.samples.dim() == 4:
-            sample_images.append(
-                (f"{caption}: samples", plots.image_grid(r.samples[:64], f"{caption}: samples"))
-            )
-            if r.kind == "vae":
-                _, model = load_run(r.path)
-                x = dataset.x[:32]
-                if model.config.likelihood == "bernoulli":
-                    x = (x > 0.5).to(x.dtype)
-                pairs = np.stack([x.numpy(), model.reconstruct(x).numpy()], 1).reshape(
-                    -1, *x.shape[1:]
-                )
-                import torch
-
-                sample_images.append(
-                    (
-                        f"{caption}: data (odd) and reconstruction (even)",
-                        plots.image_grid(torch.from_numpy(pairs), f"{caption}: reconstructions"),
-                    )
-                )
+    sample_images += vae_means + gan_samples + vae_details
     if sample_images:
         sections.append({"title": "Samples", "images": sample_images})
     sections.append(
@@ -172,6 +256,15 @@ def _figures(records: list[RunRecord], summary: dict) -> list[dict[str, Any]]:
 
 def _fmt(value: Any, spec: str) -> str:
     return "" if value is None else spec.format(value)
+
+
+def _cell(metrics: dict[str, Any], key: str, spec: str) -> str:
+    """A run's metric as printed: blank where the run has none, ``n/a`` where it has one
+    that is undefined (null in metrics.json, e.g. a degenerate feature KL: see its
+    ``kl_note``)."""
+    if key in metrics and metrics[key] is None:
+        return "n/a"
+    return _fmt(metrics.get(key), spec)
 
 
 _ROLE_NAMES = {
@@ -246,7 +339,7 @@ def write_report(
             "config": r.label,
             "seed": r.seed,
             "steps": r.config["train"]["steps"],
-            "cells": [_fmt(r.metrics.get(key), spec) for key, _, spec in columns],
+            "cells": [_cell(r.metrics, key, spec) for key, _, spec in columns],
         }
         for r in records
     ]
@@ -257,6 +350,9 @@ def write_report(
             "cells": [
                 f"{spec.format(stats[key]['mean'])} ± {spec.format(stats[key]['sd'])}"
                 if key in stats
+                # Undefined (null) in every run of the configuration that has it.
+                else "n/a"
+                if any(r.label == label and _cell(r.metrics, key, spec) == "n/a" for r in records)
                 else ""
                 for key, _, spec in columns
             ],

@@ -53,7 +53,8 @@ def mode_histogram(counts: list[int], title: str) -> bytes:
 
 def kl_chart(summary: dict[str, dict[str, dict[str, float]]]) -> bytes:
     """Forward and reverse KL side by side per configuration, mean and sd over seeds."""
-    labels = [k for k in summary if "kl_forward" in summary[k]]
+    # A KL that a diagnosis found meaningless (null) is absent from the summary.
+    labels = [k for k in summary if {"kl_forward", "kl_reverse"} <= summary[k].keys()]
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(labels), 3.2))
     for offset, key, name in (
@@ -101,12 +102,20 @@ def khat_plot(khats: list[np.ndarray], title: str) -> bytes:
     return _png(fig)
 
 
-def image_grid(images: torch.Tensor, title: str) -> bytes:
-    """A grid of images in [0, 1] (``torchvision.utils.make_grid``)."""
+def image_grid(images: torch.Tensor, title: str, *, nrow: int = 8) -> bytes:
+    """A grid of images in [0, 1] (``torchvision.utils.make_grid``).
+
+    :param images: ``(N, C, H, W)`` images.
+    :param str title: the figure's title.
+    :param int nrow: images per row; the figure widens with it (0.4 inch an image), so
+        the images keep their size.
+    :returns: the PNG.
+    """
     from torchvision.utils import make_grid
 
-    grid = make_grid(images.clamp(0, 1), nrow=8, padding=1, pad_value=1.0)
-    fig, ax = plt.subplots(figsize=(3.2, 3.2 * grid.shape[1] / grid.shape[2]))
+    grid = make_grid(images.clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)
+    width = 0.4 * nrow
+    fig, ax = plt.subplots(figsize=(width, width * grid.shape[1] / grid.shape[2]))
     ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.axis("off")
     ax.set_title(title, fontsize=8)

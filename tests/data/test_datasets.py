@@ -29,7 +29,15 @@ def make_mnist(root, n=12):
 
 def test_registry_lists_every_dataset_with_a_source():
     names = [info.name for info in list_datasets()]
-    assert names == ["ring8", "grid25", "digits", "mnist", "mnist5k"]
+    assert names == [
+        "ring8",
+        "grid25",
+        "digits",
+        "mnist",
+        "mnist5k",
+        "stacked_digits",
+        "stacked_mnist",
+    ]
     assert all(info.source for info in DATASETS.values())
 
 

@@ -69,6 +69,16 @@ def test_label_coverage():
     assert out["mode_kl"] == pytest.approx(math.log(2))
 
 
+def test_label_coverage_flags_are_flags_not_indices():
+    labels = np.array([0, 1, 2])
+    # 0/1 integers mean the same as booleans: only the second sample is high quality.
+    as_ints = label_coverage(labels, 3, high_quality=np.array([0, 1, 0]))
+    assert as_ints == label_coverage(labels, 3, high_quality=np.array([False, True, False]))
+    assert as_ints["counts"] == [0, 1, 0] and as_ints["hq_fraction"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="one flag per label: 2 flags, 3 labels"):
+        label_coverage(labels, 3, high_quality=np.array([True, False]))
+
+
 def test_bad_input():
     mixture = ring8()
     with pytest.raises(ValueError, match="dimension"):

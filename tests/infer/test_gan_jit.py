@@ -129,3 +129,21 @@ def test_a_graph_keeps_the_mode_it_was_traced_in():
         gan.eval()
         elbo.loss(gan.model, gan.guide, x)
     assert len(elbo._compiled) == 2  # one graph per mode
+
+
+def test_compiled_image_gan_follows_the_uncompiled_one():
+    # The DCGAN nets: batch norm in the generator, spectral norm (a buffer updated in
+    # place every training pass) in the discriminator; both must compile.
+    images = torch.rand(64, 1, 8, 8)
+    config = GANConfig(data_shape=(1, 8, 8), noise_dim=4, conv_width=4)
+    eager, compiled = VariationalGAN(config), VariationalGAN(config)
+    compiled.load_state_dict(eager.state_dict())
+    logs = []
+    for gan, jit in ((eager, False), (compiled, True)):
+        iteration = GANIteration(gan, GANTrainConfig(prior="data", gen_steps=2, jit=jit))
+        torch.manual_seed(7)
+        logs.append([iteration(lambda: images[torch.randint(64, (16,))]) for _ in range(5)])
+    for a, b in zip(*logs, strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    for (k, p), q in zip(eager.state_dict().items(), compiled.state_dict().values(), strict=True):
+        assert torch.allclose(p.float(), q.float(), atol=1e-5), k

@@ -40,8 +40,10 @@ def D(gan, x, m):
 @pytest.mark.parametrize("shape", [(2,), (1, 8, 8)])
 @pytest.mark.parametrize("pack", [2, 4])
 def test_packed_discriminator_loss_by_hand(pack, shape):
-    gan = packed_gan(pack, shape)
-    x_real, z = torch.rand(24, *shape), torch.randn(24, 2)
+    # Eval mode: batch norm and the image critic's spectral norm then compute fixed
+    # functions, the same in the by-hand terms as in the objective.
+    gan = packed_gan(pack, shape).eval()
+    x_real, z = torch.rand(24, *shape), torch.randn(24, gan.config.noise_dim)
     model = pyro.poutine.condition(gan.model, data={"z": z})
     with torch.no_grad():
         fake = gan.generator(z)

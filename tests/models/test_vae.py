@@ -1,9 +1,14 @@
+import argparse
+
 import pyro
 import pytest
 import torch
 from pyro.infer import SVI, JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
+from torch import nn
 
+from pyro_vigen.cli import build_parser
 from pyro_vigen.models import VAE, VAEConfig
+from pyro_vigen.models.vae import LIKELIHOODS
 
 
 def points_vae(**kw):
@@ -17,6 +22,8 @@ def points_vae(**kw):
         ((5,), "normal"),
         ((1, 8, 8), "bernoulli"),
         ((1, 28, 28), "bernoulli"),
+        ((1, 8, 8), "continuous_bernoulli"),
+        ((1, 28, 28), "continuous_bernoulli"),
         ((1, 8, 8), "normal"),
     ],
 )
@@ -33,7 +40,80 @@ def test_shapes(shape, likelihood):
 
 def test_likelihood_defaults_follow_the_data():
     assert VAEConfig(data_shape=(2,)).likelihood == "normal"
-    assert VAEConfig(data_shape=(1, 8, 8)).likelihood == "bernoulli"
+    assert VAEConfig(data_shape=(1, 8, 8)).likelihood == "continuous_bernoulli"
+
+
+def test_cli_likelihood_choices_are_the_models():
+    def subcommand(parser, name):
+        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return action.choices[name]
+
+    vae = subcommand(subcommand(build_parser(), "train"), "vae")
+    (action,) = [a for a in vae._actions if a.dest == "likelihood"]
+    assert tuple(action.choices) == LIKELIHOODS
+
+
+class FixedLogits(nn.Module):
+    """A decoder that ignores the code: every point gets the same logits."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(z.shape[0], *self.logits.shape)
+
+
+# Continuous-Bernoulli parameters: both tails, the Taylor region of torch's normaliser
+# around 1/2 (0.499 to 0.501) and 1/2 itself, where C(1/2) = 2 is a limit.
+LAMBDAS = torch.tensor([0.02, 0.2, 0.4995, 0.5, 0.7, 0.999], dtype=torch.float64)
+
+
+def continuous_bernoulli_vae(lam: torch.Tensor = LAMBDAS) -> VAE:
+    vae = VAE(VAEConfig(data_shape=(len(lam),), hidden=(8,), likelihood="continuous_bernoulli"))
+    vae.decoder = FixedLogits(torch.logit(lam).float())
+    return vae
+
+
+def log_normaliser(lam: torch.Tensor) -> torch.Tensor:
+    """log C(lambda), C = 2 artanh(1 - 2 lambda) / (1 - 2 lambda), and C(1/2) = 2."""
+    t = 1 - 2 * lam
+    c = torch.where(t == 0, torch.full_like(t, 2.0), 2 * torch.atanh(t) / torch.where(t == 0, 1, t))
+    return c.log()
+
+
+def test_continuous_bernoulli_log_density_is_the_papers_formula():
+    vae = continuous_bernoulli_vae()
+    # Exactly 0 and 1 (the ends of the support), and grey levels in between.
+    x = torch.tensor([[0.0] * 6, [1.0] * 6, [0.3, 0.9, 0.5, 0.25, 1.0, 0.0]])
+    px = vae.likelihood(torch.zeros(3, vae.config.latent_dim))
+    by_hand = (
+        log_normaliser(LAMBDAS) + x.double() * LAMBDAS.log() + (1 - x.double()) * (-LAMBDAS).log1p()
+    )
+    assert torch.allclose(px.base_dist.log_prob(x).double(), by_hand, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(px.log_prob(x).double(), by_hand.sum(-1), rtol=1e-4, atol=1e-4)
+    # A density on [0, 1], not a probability: it exceeds 1 near a confident pixel's end,
+    # and at lambda = 1/2 it is the uniform density, log(2 * 1/2) = 0 everywhere.
+    assert by_hand[0, 0] > 0 and torch.allclose(by_hand[:, 3], torch.zeros(3, dtype=torch.float64))
+
+
+def test_continuous_bernoulli_draws_and_means():
+    vae = continuous_bernoulli_vae()
+    # The paper's mean, lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)); 1/2 at 1/2.
+    t = 1 - 2 * LAMBDAS
+    mean = torch.where(t == 0, 0.5, LAMBDAS / -torch.where(t == 0, 1, t) + 1 / (2 * torch.atanh(t)))
+    means = vae.sample(5, generator=torch.Generator().manual_seed(0), noise=False)
+    assert torch.allclose(means.double(), mean.expand(5, -1), atol=1e-5)
+    draws = vae.sample(20_000, generator=torch.Generator().manual_seed(0))
+    again = vae.sample(20_000, generator=torch.Generator().manual_seed(0))
+    other = vae.sample(20_000, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(draws, again) and not torch.equal(draws, other)
+    assert draws.min() >= 0 and draws.max() <= 1
+    # The standard deviation is at most 1/sqrt(12) < 0.29: the mean of 20,000 draws is
+    # within 0.01 of the true mean with overwhelming probability.
+    assert torch.allclose(draws.double().mean(0), mean, atol=0.01)
+    # Grey levels, not the Bernoulli's 0 or 1.
+    assert ((draws > 0.05) & (draws < 0.95)).float().mean() > 0.3
 
 
 @pytest.mark.parametrize(

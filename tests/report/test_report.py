@@ -7,12 +7,15 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from pyro_vigen.cli import build_parser, main
-from pyro_vigen.data import DataConfig
+from pyro_vigen.data import DataConfig, Dataset
 from pyro_vigen.diagnostics import diagnose
 from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, load_run, train_gan, train_vae
+from pyro_vigen.models import VAEConfig
 from pyro_vigen.report import command_for, compare, read_runs, summarise, write_report
+from pyro_vigen.report.document import panel_rows
 
 DATA = DataConfig("ring8", num_points=1000)
 
@@ -207,3 +210,75 @@ def test_compare_from_python_returns_the_report(tmp_path):
     )
     assert path == tmp_path / "report.html" and path.is_file()
     assert (tmp_path / "report.md").is_file() and (tmp_path / "summary.json").is_file()
+
+
+def test_panel_rows_show_every_class_equally_on_class_sorted_data():
+    # Five classes of 20, sorted by class as mnist5k is: the first 15 rows are all class 0.
+    labels = torch.arange(5).repeat_interleave(20)
+    data = Dataset("sorted", torch.zeros(100, 1, 8, 8), "test", labels=labels)
+    rows = panel_rows(data, 15)
+    assert torch.bincount(labels[rows], minlength=5).tolist() == [3, 3, 3, 3, 3]
+    assert labels[rows[:5]].tolist() == [0, 1, 2, 3, 4]  # round-robin, in reading order
+    assert len(set(rows.tolist())) == 15
+    assert torch.equal(rows, panel_rows(data, 15))  # seeded
+    assert not torch.equal(rows, panel_rows(data, 15, seed=1))
+    # 32 rows over 5 classes: as even as can be.
+    assert sorted(torch.bincount(labels[panel_rows(data, 32)]).tolist()) == [6, 6, 6, 7, 7]
+
+
+def test_panel_rows_without_labels_are_a_seeded_random_sample():
+    data = Dataset("plain", torch.zeros(100, 1, 8, 8), "test")
+    rows = panel_rows(data, 10)
+    assert len(set(rows.tolist())) == 10 and not torch.equal(rows, torch.arange(10))
+    assert torch.equal(rows, panel_rows(data, 10))
+    assert sorted(panel_rows(data, 500).tolist()) == list(range(100))  # all, when fewer
+
+
+@pytest.fixture(scope="module")
+def image_runs(tmp_path_factory):
+    """Short digits runs, diagnosed: a default (continuous-Bernoulli) VAE and a GAN in
+    one folder, a Bernoulli VAE in another (both VAEs are the configuration "VAE")."""
+    root = tmp_path_factory.mktemp("image_runs")
+    digits = DataConfig("digits")
+    short = {"steps": 30, "batch_size": 64, "num_saved_samples": 64}
+    train_vae(root / "grey" / "vae", digits, VAETrainConfig(**short), progress=False)
+    # jit only changes the speed; the uncompiled GAN keeps this test off the compiler.
+    train_gan(root / "grey" / "gan", digits, GANTrainConfig(**short, jit=False), progress=False)
+    train_vae(
+        root / "binary" / "vae",
+        digits,
+        VAETrainConfig(**short),
+        VAEConfig(likelihood="bernoulli"),
+        progress=False,
+    )
+    for run in ("grey/vae", "grey/gan", "binary/vae"):
+        diagnose(root / run, num_samples=200, num_particles=8, cache_dir=root / "cache")
+    return root
+
+
+def captions(html_path):
+    return [
+        c.replace("&#39;", "'")
+        for c in re.findall(r"<figcaption>(.*?)</figcaption>", html_path.read_text())
+    ]
+
+
+def test_image_report_shows_the_vae_decoder_means_first(image_runs, tmp_path):
+    shown = captions(write_report([image_runs / "grey"], tmp_path / "grey.html"))
+    images = [c for c in shown if c.startswith(("VAE (seed", "GAN mixed prior, 1 gen step (seed"))]
+    assert images == [
+        "VAE (seed 0): decoder means (the blur), not draws",
+        "GAN mixed prior, 1 gen step (seed 0): samples",
+        "VAE (seed 0): draws, decoder means plus the likelihood's noise",
+        "VAE (seed 0): data (odd) and reconstruction (even), 3 per class",
+    ]
+    assert not any("binarised" in c for c in shown)
+
+
+def test_image_report_names_the_binarised_bernoulli(image_runs, tmp_path):
+    shown = captions(write_report([image_runs / "binary"], tmp_path / "binary.html"))
+    assert (
+        "VAE (seed 0): decoder means (the blur), not draws; Bernoulli on images binarised at 0.5"
+        in shown
+    )
+    assert all("binarised at 0.5" in c for c in shown if c.startswith("VAE (seed"))
