@@ -40,31 +40,25 @@ call with the same ``--out``; a finished and diagnosed run is reused::
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
-import multiprocessing
 import os
-import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import pyro
 import torch
+from protocol_runs import (
+    add_output_arguments,
+    fmt,
+    row_summary,
+    run_budget,
+    run_jobs,
+    train_and_diagnose,
+    write_report,
+)
 
 from pyro_vigen.data import DataConfig
-from pyro_vigen.diagnostics import diagnose
-from pyro_vigen.infer import (
-    GANIteration,
-    GANTrainConfig,
-    TrainingDiverged,
-    VAETrainConfig,
-    load_checkpoint,
-    train_gan,
-    train_vae,
-)
-from pyro_vigen.infer.run import METRICS, RunDir
+from pyro_vigen.infer import GANIteration, GANTrainConfig, VAETrainConfig, train_gan, train_vae
 from pyro_vigen.models import GANConfig, VAEConfig, VariationalGAN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,17 +222,6 @@ def data_config(name: str) -> DataConfig:
     return DataConfig(name, num_points=NUM_POINTS, holdout=0.0)
 
 
-def _finished(path: Path, steps: int) -> bool:
-    run = RunDir(path)
-    if not (run.checkpoint.is_file() and run.file(METRICS).is_file()):
-        return False
-    try:
-        done = load_checkpoint(run.checkpoint)["step"] >= steps
-    except ValueError:
-        return False
-    return done and json.loads(run.file(METRICS).read_text()).get("num_samples") == NUM_SAMPLES
-
-
 def run_one(row: str, data: str, seed: int, steps: int, out: str, device: str) -> dict:
     """Train one run (resuming a partial one) and diagnose it; in a worker process.
 
@@ -251,51 +234,23 @@ def run_one(row: str, data: str, seed: int, steps: int, out: str, device: str) -
     :returns: the run's modes, high-quality fraction, reverse KL and times, or its error.
     """
     _, kind, pack, settings = ROWS[row]
-    path = Path(out)
-    result = {"row": row, "data": data, "seed": seed, "run": str(path)}
-    t0 = time.perf_counter()
-    if not _finished(path, steps):
-        resume = RunDir(path).checkpoint.is_file()
-        try:
-            if kind == "vae":
-                train_vae(
-                    path,
-                    data_config(data),
-                    protocol_vae_train(steps, seed, device),
-                    protocol_vae(),
-                    resume=resume,
-                    progress=False,
-                )
-            else:
-                train_gan(
-                    path,
-                    data_config(data),
-                    protocol_gan_train(pack, steps, seed, device, **settings),
-                    protocol_gan(pack),
-                    resume=resume,
-                    progress=False,
-                )
-        except TrainingDiverged as e:
-            return {**result, "error": str(e)}
-        diagnose(path, num_samples=NUM_SAMPLES, seed=seed)
-    metrics = json.loads(RunDir(path).file(METRICS).read_text())
-    checkpoint = load_checkpoint(RunDir(path).checkpoint)
-    return {
-        **result,
-        **{name: metrics[key] for name, key in METRIC_KEYS.items()},
-        "steps": checkpoint["step"],
-        "train_s": checkpoint["wall_time"],
-        "this_call_s": time.perf_counter() - t0,
-    }
-
-
-def _stats(values: list[float]) -> dict:
-    n = len(values)
-    if not n:
-        return {"mean": None, "sd": None, "se": None, "n": 0}
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return {"mean": mean, "sd": sd, "se": sd / math.sqrt(n) if sd is not None else None, "n": n}
+    if kind == "vae":
+        train, config, model = train_vae, protocol_vae_train(steps, seed, device), protocol_vae()
+    else:
+        train = train_gan
+        config = protocol_gan_train(pack, steps, seed, device, **settings)
+        model = protocol_gan(pack)
+    return train_and_diagnose(
+        Path(out),
+        {"row": row, "data": data, "seed": seed},
+        train,
+        data_config(data),
+        config,
+        model,
+        num_samples=NUM_SAMPLES,
+        seed=seed,
+        metric_keys=METRIC_KEYS,
+    )
 
 
 def summarise(results: list[dict], rows: list[str], datasets: list[str]) -> dict:
@@ -305,21 +260,10 @@ def summarise(results: list[dict], rows: list[str], datasets: list[str]) -> dict
         ours[data] = {}
         for row in rows:
             label, kind, pack, settings = ROWS[row]
-            runs = sorted(
-                (r for r in results if r["row"] == row and r["data"] == data),
-                key=lambda r: r["seed"],
-            )
-            good = [r for r in runs if "error" not in r]
-            ours[data][row] = {
-                "label": label,
-                "kind": kind,
-                "pack": pack,
-                "settings": settings
-                | ({"reg_weight": "default (5.0)"} if settings.get("prior") == "data" else {}),
-                "per_seed": runs,
-                "failed": [r["seed"] for r in runs if "error" in r],
-                **{m: _stats([r[m] for r in good]) for m in METRIC_KEYS},
-            }
+            if settings.get("prior") == "data":
+                settings = settings | {"reg_weight": "default (5.0)"}
+            runs = [r for r in results if r["row"] == row and r["data"] == data]
+            ours[data][row] = row_summary(label, kind, pack, settings, runs, METRIC_KEYS)
     return ours
 
 
@@ -405,29 +349,21 @@ def check_goals(ours: dict) -> list[dict]:
     return goals
 
 
-def _fmt(stats: dict, spec: str, scale: float = 1.0) -> str:
-    if stats["mean"] is None:
-        return "-"
-    spread = stats.get("sd", stats.get("se"))
-    text = format(stats["mean"] * scale, spec)
-    return text + ("" if spread is None else " +- " + format(spread * scale, spec))
-
-
 def print_tables(ours: dict) -> None:
     for data, rows in ours.items():
         print(f"\n{data}: ours mean +- sd over seeds; published mean +- se over 10 trials")
         print(f"{'row':<42} {'n':>3} {'modes':>12} {'high quality %':>15} {'reverse KL':>13}")
         for row in rows.values():
             print(
-                f"{row['label']:<42} {row['modes']['n']:>3} {_fmt(row['modes'], '.1f'):>12} "
-                f"{_fmt(row['hq'], '.1f', 100):>15} {_fmt(row['reverse_kl'], '.2f'):>13}"
+                f"{row['label']:<42} {row['modes']['n']:>3} {fmt(row['modes'], '.1f'):>12} "
+                f"{fmt(row['hq'], '.1f', 100):>15} {fmt(row['reverse_kl'], '.2f'):>13}"
                 + (f"  (failed seeds {row['failed']})" if row["failed"] else "")
             )
         for name, metrics in PUBLISHED[data].items():
             cells = {m: {"mean": v[0], "se": v[1]} for m, v in metrics.items()}
             print(
-                f"{'published ' + name:<42} {FULL_SEEDS:>3} {_fmt(cells['modes'], '.1f'):>12} "
-                f"{_fmt(cells['hq'], '.1f', 100):>15} {_fmt(cells['reverse_kl'], '.2f'):>13}"
+                f"{'published ' + name:<42} {FULL_SEEDS:>3} {fmt(cells['modes'], '.1f'):>12} "
+                f"{fmt(cells['hq'], '.1f', 100):>15} {fmt(cells['reverse_kl'], '.2f'):>13}"
             )
 
 
@@ -490,12 +426,7 @@ def main() -> None:
     )
     budget.add_argument("--steps", type=int, default=None, help="iterations, instead of --epochs")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
-    parser.add_argument("--out", default="runs/bench/pacgan", help="folder of the run directories")
-    parser.add_argument(
-        "--json", default=str(ROOT / "benchmarks" / "pacgan_protocol.json"), help="results file"
-    )
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--device", default="cpu", help="torch device of the runs")
+    add_output_arguments(parser, "runs/bench/pacgan", ROOT / "benchmarks" / "pacgan_protocol.json")
     parser.add_argument(
         "--estimate", action="store_true", help="only time the rows' iterations and project"
     )
@@ -514,22 +445,16 @@ def main() -> None:
         for seed in range(args.seeds)
     ]
     t0 = time.perf_counter()
-    results = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        futures = [pool.submit(run_one, *job) for job in jobs]
-        for future in as_completed(futures):
-            r = future.result()
-            results.append(r)
-            if "error" in r:
-                print(f"{r['data']:<7} {r['row']:<20} seed {r['seed']}: FAILED {r['error']}")
-            else:
-                print(
-                    f"{r['data']:<7} {r['row']:<20} seed {r['seed']}: {r['modes']} modes, "
-                    f"{r['hq']:.1%} high quality, reverse KL {r['reverse_kl']:.3f} "
-                    f"(trained {r['train_s']:.0f} s)",
-                    flush=True,
-                )
+    results = run_jobs(
+        run_one,
+        jobs,
+        args.workers,
+        lambda r: f"{r['data']:<7} {r['row']:<20} seed {r['seed']}",
+        lambda r: (
+            f"{r['modes']} modes, {r['hq']:.1%} high quality, "
+            f"reverse KL {r['reverse_kl']:.3f} (trained {r['train_s']:.0f} s)"
+        ),
+    )
     wall = time.perf_counter() - t0
     ours = summarise(results, args.rows, datasets)
     print_tables(ours)
@@ -537,7 +462,6 @@ def main() -> None:
     for goal in goals:
         met = {True: "met", False: "NOT met", None: "not checked (rows not run)"}[goal["met"]]
         print(f"goal {goal['key']}: {met}")
-    train_times = [r["train_s"] for r in results if "train_s" in r]
     report = {
         "benchmark": "pacgan_protocol",
         "command": "python benchmarks/pacgan_protocol.py "
@@ -554,25 +478,13 @@ def main() -> None:
             "rows": args.rows,
             "full_protocol": steps >= FULL_EPOCHS * ITERATIONS_PER_EPOCH
             and args.seeds >= FULL_SEEDS,
-            "wall_time_s": wall,
-            "train_time_s_per_run": _stats(train_times),
-            "date": datetime.date.today().isoformat(),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "processor": platform.processor() or platform.machine(),
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "device": args.device,
-                "workers": args.workers,
-                "torch_threads_per_run": 1,
-            },
+            **run_budget(wall, results, args.device, args.workers),
         },
         "ours": ours,
         "published": _published_json(),
         "goals": goals,
     }
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json} ({wall:.0f} s)")
+    write_report(args.json, report, wall)
 
 
 if __name__ == "__main__":

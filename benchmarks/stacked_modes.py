@@ -35,30 +35,22 @@ reused::
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import math
-import multiprocessing
-import os
-import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import torch
+from protocol_runs import (
+    add_output_arguments,
+    fmt,
+    row_summary,
+    run_budget,
+    run_jobs,
+    train_and_diagnose,
+    write_report,
+)
 
 from pyro_vigen.data import DataConfig
-from pyro_vigen.diagnostics import diagnose
 from pyro_vigen.diagnostics.stacked import PROTOCOL_SAMPLES
-from pyro_vigen.infer import (
-    GANTrainConfig,
-    TrainingDiverged,
-    VAETrainConfig,
-    load_checkpoint,
-    train_gan,
-    train_vae,
-)
-from pyro_vigen.infer.run import METRICS, RunDir
+from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, train_gan, train_vae
 from pyro_vigen.models import GANConfig, VAEConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,18 +133,6 @@ def data_config() -> DataConfig:
     return DataConfig(DATA, holdout=0.0)
 
 
-def _finished(path: Path, steps: int, num_samples: int) -> bool:
-    run = RunDir(path)
-    if not (run.checkpoint.is_file() and run.file(METRICS).is_file()):
-        return False
-    try:
-        done = load_checkpoint(run.checkpoint)["step"] >= steps
-    except ValueError:
-        return False
-    metrics = json.loads(run.file(METRICS).read_text())
-    return done and metrics.get("num_samples") == num_samples
-
-
 def run_one(row: str, seed: int, steps: int, num_samples: int, out: str, device: str) -> dict:
     """Train one run (resuming a partial one) and diagnose it; in a worker process.
 
@@ -165,72 +145,30 @@ def run_one(row: str, seed: int, steps: int, num_samples: int, out: str, device:
     :returns: the run's modes, KL, labeller accuracy and times, or its error.
     """
     _, kind, pack, settings = ROWS[row]
-    path = Path(out)
-    result = {"row": row, "seed": seed, "run": str(path)}
-    t0 = time.perf_counter()
-    if not _finished(path, steps, num_samples):
-        resume = RunDir(path).checkpoint.is_file()
-        common = dict(steps=steps, seed=seed, checkpoint_every=CHECKPOINT_EVERY, device=device)
-        try:
-            if kind == "vae":
-                train_vae(
-                    path,
-                    data_config(),
-                    VAETrainConfig(**common),
-                    VAEConfig(),
-                    resume=resume,
-                    progress=False,
-                )
-            else:
-                train_gan(
-                    path,
-                    data_config(),
-                    GANTrainConfig(**common, **settings),
-                    GANConfig(pack=pack),
-                    resume=resume,
-                    progress=False,
-                )
-        except TrainingDiverged as e:
-            return {**result, "error": str(e)}
-        diagnose(path, num_samples=num_samples, seed=seed)
-    metrics = json.loads(RunDir(path).file(METRICS).read_text())
-    checkpoint = load_checkpoint(RunDir(path).checkpoint)
-    return {
-        **result,
-        **{name: metrics[key] for name, key in METRIC_KEYS.items()},
-        "labeller_accuracy": metrics["labeller_accuracy"],
-        "steps": checkpoint["step"],
-        "train_s": checkpoint["wall_time"],
-        "this_call_s": time.perf_counter() - t0,
-    }
-
-
-def _stats(values: list[float]) -> dict:
-    n = len(values)
-    if not n:
-        return {"mean": None, "sd": None, "se": None, "n": 0}
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return {"mean": mean, "sd": sd, "se": sd / math.sqrt(n) if sd is not None else None, "n": n}
+    common = dict(steps=steps, seed=seed, checkpoint_every=CHECKPOINT_EVERY, device=device)
+    if kind == "vae":
+        train, config, model = train_vae, VAETrainConfig(**common), VAEConfig()
+    else:
+        train, config, model = train_gan, GANTrainConfig(**common, **settings), GANConfig(pack=pack)
+    return train_and_diagnose(
+        Path(out),
+        {"row": row, "seed": seed},
+        train,
+        data_config(),
+        config,
+        model,
+        num_samples=num_samples,
+        seed=seed,
+        metric_keys={**METRIC_KEYS, "labeller_accuracy": "labeller_accuracy"},
+    )
 
 
 def summarise(results: list[dict], rows: list[str]) -> dict:
     """Per row: settings, per-seed values, and mean/sd/se of modes and KL."""
-    ours = {}
-    for row in rows:
-        label, kind, pack, settings = ROWS[row]
-        runs = sorted((r for r in results if r["row"] == row), key=lambda r: r["seed"])
-        good = [r for r in runs if "error" not in r]
-        ours[row] = {
-            "label": label,
-            "kind": kind,
-            "pack": pack,
-            "settings": settings,
-            "per_seed": runs,
-            "failed": [r["seed"] for r in runs if "error" in r],
-            **{m: _stats([r[m] for r in good]) for m in METRIC_KEYS},
-        }
-    return ours
+    return {
+        row: row_summary(*ROWS[row], [r for r in results if r["row"] == row], METRIC_KEYS)
+        for row in rows
+    }
 
 
 def _published_json() -> dict:
@@ -244,21 +182,14 @@ def _published_json() -> dict:
     }
 
 
-def _fmt(stats: dict, spec: str) -> str:
-    if stats["mean"] is None:
-        return "-"
-    text = format(stats["mean"], spec)
-    return text if stats["sd"] is None else f"{text} +- {format(stats['sd'], spec)}"
-
-
 def print_table(ours: dict) -> None:
     print("\nstacked_digits: ours mean +- sd over seeds; published: stacked MNIST")
     print(f"{'row':<42} {'n':>3} {'modes (of 1000)':>17} {'KL (nats)':>13}")
     for row in ours.values():
         failed = f"  (failed seeds {row['failed']})" if row["failed"] else ""
         print(
-            f"{row['label']:<42} {row['modes']['n']:>3} {_fmt(row['modes'], '.1f'):>17} "
-            f"{_fmt(row['kl'], '.2f'):>13}{failed}"
+            f"{row['label']:<42} {row['modes']['n']:>3} {fmt(row['modes'], '.1f'):>17} "
+            f"{fmt(row['kl'], '.2f'):>13}{failed}"
         )
     for label, modes, kl, source in PUBLISHED:
         print(f"{'published ' + label:<42} {'':>3} {modes:>17.1f} {kl:>13.2f}  {source}")
@@ -275,12 +206,7 @@ def main() -> None:
         default=PROTOCOL_SAMPLES,
         help=f"samples of each diagnosis (default {PROTOCOL_SAMPLES:,}, the protocol's)",
     )
-    parser.add_argument("--out", default="runs/bench/stacked", help="folder of the run directories")
-    parser.add_argument(
-        "--json", default=str(ROOT / "benchmarks" / "stacked_modes.json"), help="results file"
-    )
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--device", default="cpu", help="torch device of the runs")
+    add_output_arguments(parser, "runs/bench/stacked", ROOT / "benchmarks" / "stacked_modes.json")
     args = parser.parse_args()
     for name in ("steps", "seeds", "num_samples", "workers"):
         if getattr(args, name) < 1:
@@ -299,27 +225,21 @@ def main() -> None:
         for seed in range(args.seeds)
     ]
     t0 = time.perf_counter()
-    results = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        futures = [pool.submit(run_one, *job) for job in jobs]
-        for future in as_completed(futures):
-            r = future.result()
-            results.append(r)
-            if "error" in r:
-                print(f"{r['row']:<20} seed {r['seed']}: FAILED {r['error']}")
-            else:
-                print(
-                    f"{r['row']:<20} seed {r['seed']}: {r['modes']} modes, KL {r['kl']:.3f} "
-                    f"(trained {r['train_s']:.0f} s, this call {r['this_call_s']:.0f} s)",
-                    flush=True,
-                )
+    results = run_jobs(
+        run_one,
+        jobs,
+        args.workers,
+        lambda r: f"{r['row']:<20} seed {r['seed']}",
+        lambda r: (
+            f"{r['modes']} modes, KL {r['kl']:.3f} "
+            f"(trained {r['train_s']:.0f} s, this call {r['this_call_s']:.0f} s)"
+        ),
+    )
     wall = time.perf_counter() - t0
     ours = summarise(results, args.rows)
     print_table(ours)
     # One cached labeller serves every run: one value, unless its cache was replaced.
     accuracies = sorted({r["labeller_accuracy"] for r in results if "labeller_accuracy" in r})
-    train_times = [r["train_s"] for r in results if "train_s" in r]
     report = {
         "benchmark": "stacked_modes",
         "command": "python benchmarks/stacked_modes.py "
@@ -333,24 +253,12 @@ def main() -> None:
             "seeds": args.seeds,
             "rows": args.rows,
             "num_samples": args.num_samples,
-            "wall_time_s": wall,
-            "train_time_s_per_run": _stats(train_times),
-            "date": datetime.date.today().isoformat(),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "processor": platform.processor() or platform.machine(),
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "device": args.device,
-                "workers": args.workers,
-                "torch_threads_per_run": 1,
-            },
+            **run_budget(wall, results, args.device, args.workers),
         },
         "ours": ours,
         "published": _published_json(),
     }
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json} ({wall:.0f} s)")
+    write_report(args.json, report, wall)
 
 
 if __name__ == "__main__":

@@ -108,15 +108,51 @@ def _load_json(directive: SphinxDirective, name: str, how: str) -> dict | nodes.
     return json.loads(path.read_text())
 
 
-class BenchmarkResults(SphinxDirective):
-    """Render benchmarks/results.json as a table, or say how to produce it."""
+class _BenchmarkJson(SphinxDirective):
+    """A directive that renders ``benchmarks/<json_name>``, or says how to make it."""
 
     has_content = False
+    json_name: str  # the file under benchmarks/
+    how: str  # the command that writes it, for the note when it is missing
 
     def run(self) -> list[nodes.Node]:
-        data = _load_json(self, "results.json", "`make bench`")
-        if isinstance(data, nodes.Node):
-            return [data]
+        data = _load_json(self, self.json_name, self.how)
+        return [data] if isinstance(data, nodes.Node) else self.render(data)
+
+    def render(self, data: dict) -> list[nodes.Node]:
+        raise NotImplementedError
+
+
+def _machine_text(budget: dict) -> str:
+    """The machine and date of a benchmark's ``budget``, for its budget paragraph."""
+    machine = budget.get("machine", {})
+    return (
+        f"{machine.get('cpus', '?')} CPU core(s) ({machine.get('workers', '?')} runs "
+        f"at a time, {machine.get('torch_threads_per_run', '?')} torch thread each, "
+        f"device {machine.get('device', '?')}), {budget.get('date', '')}"
+    )
+
+
+def _filled(parent: nodes.Element, child: type[nodes.Element], texts) -> nodes.Element:
+    """``parent`` given one ``child`` per text, each holding its text as a paragraph."""
+    for text in texts:
+        item = child()
+        item += nodes.paragraph(text=text)
+        parent += item
+    return parent
+
+
+def _bullets(texts) -> nodes.bullet_list:
+    """A bullet list of text paragraphs."""
+    return _filled(nodes.bullet_list(), nodes.list_item, texts)
+
+
+class BenchmarkResults(_BenchmarkJson):
+    """Render benchmarks/results.json as a table, or say how to produce it."""
+
+    json_name, how = "results.json", "`make bench`"
+
+    def render(self, data: dict) -> list[nodes.Node]:
         header = [
             "benchmark", "ours", "stock Pyro", "baseline", "ratio", "stock ratio", "unit", "goal",
             "result",
@@ -137,28 +173,7 @@ class BenchmarkResults(SphinxDirective):
                     _fmt(r.get("ok", "")),
                 ]
             )
-        table = nodes.table()
-        group = nodes.tgroup(cols=len(header))
-        table += group
-        for _ in header:
-            group += nodes.colspec(colwidth=1)
-        thead = nodes.thead()
-        group += thead
-        tbody = nodes.tbody()
-        group += tbody
-
-        def _row(cells):
-            row = nodes.row()
-            for cell in cells:
-                entry = nodes.entry()
-                entry += nodes.paragraph(text=cell)
-                row += entry
-            return row
-
-        thead += _row(header)
-        for r in rows:
-            tbody += _row(r)
-        out: list[nodes.Node] = [table]
+        out: list[nodes.Node] = [_table(header, rows)]
         machine = data.get("machine")
         if machine:
             desc = ", ".join(f"{k}: {v}" for k, v in machine.items())
@@ -173,21 +188,12 @@ def _table(header: list[str], rows: list[list[str]]) -> nodes.table:
     table += group
     for _ in header:
         group += nodes.colspec(colwidth=1)
-
-    def _row(cells):
-        row = nodes.row()
-        for cell in cells:
-            entry = nodes.entry()
-            entry += nodes.paragraph(text=cell)
-            row += entry
-        return row
-
     thead, tbody = nodes.thead(), nodes.tbody()
     group += thead
     group += tbody
-    thead += _row(header)
+    thead += _filled(nodes.row(), nodes.entry, header)
     for r in rows:
-        tbody += _row(r)
+        tbody += _filled(nodes.row(), nodes.entry, r)
     return table
 
 
@@ -200,18 +206,28 @@ def _spread(stats: dict, spec: str, key: str, scale: float = 1.0) -> str:
     return text if spread is None else f"{text} ± {format(spread * scale, spec)}"
 
 
-class PacganProtocol(SphinxDirective):
+def _ours(row: dict, source: str, metrics: list[tuple[str, str, float]]) -> list[str]:
+    """The table row of one of our rows: label, source, runs (and failures), mean ± sd.
+
+    :param metrics: (key, format spec, scale) of each metric column.
+    """
+    failed = f", {len(row['failed'])} failed" if row["failed"] else ""
+    return [
+        row["label"],
+        source,
+        f"{row['modes']['n']}{failed}",
+        *(_spread(row[key], spec, "sd", scale) for key, spec, scale in metrics),
+    ]
+
+
+class PacganProtocol(_BenchmarkJson):
     """Render benchmarks/pacgan_protocol.json: our rows beside PacGAN's published Table 1."""
 
-    has_content = False
+    json_name = "pacgan_protocol.json"
+    how = "`python benchmarks/pacgan_protocol.py` (see above)"
 
-    def run(self) -> list[nodes.Node]:
-        data = _load_json(
-            self, "pacgan_protocol.json", "`python benchmarks/pacgan_protocol.py` (see above)"
-        )
-        if isinstance(data, nodes.Node):
-            return [data]
-        budget, machine = data["budget"], data["budget"].get("machine", {})
+    def render(self, data: dict) -> list[nodes.Node]:
+        budget = data["budget"]
         out: list[nodes.Node] = [
             nodes.paragraph(
                 text=f"Budget of these numbers: {budget['epochs']:g} epochs "
@@ -220,98 +236,61 @@ class PacganProtocol(SphinxDirective):
                 f"paper's: {data['protocol']['trials']} trials), "
                 f"{'the full protocol' if budget['full_protocol'] else 'not the full protocol'}; "
                 f"{_train_hours(budget)} h of training in all (runs extended by a later call "
-                f"count their earlier training too), on "
-                f"{machine.get('cpus', '?')} CPU core(s) ({machine.get('workers', '?')} runs "
-                f"at a time, {machine.get('torch_threads_per_run', '?')} torch thread each, "
-                f"device {machine.get('device', '?')}), {budget.get('date', '')}."
+                f"count their earlier training too), on {_machine_text(budget)}."
             )
         ]
         header = ["row", "source", "runs", "modes", "high quality %", "reverse KL"]
+        columns = [("modes", ".1f", 1.0), ("hq", ".1f", 100.0), ("reverse_kl", ".2f", 1.0)]
         published = data["published"]
         for name in budget["datasets"]:
-            rows = []
-            for row in data["ours"].get(name, {}).values():
-                failed = f", {len(row['failed'])} failed" if row["failed"] else ""
-                rows.append(
-                    [
-                        row["label"],
-                        "ours, mean ± sd",
-                        f"{row['modes']['n']}{failed}",
-                        _spread(row["modes"], ".1f", "sd"),
-                        _spread(row["hq"], ".1f", "sd", 100),
-                        _spread(row["reverse_kl"], ".2f", "sd"),
-                    ]
-                )
+            rows = [
+                _ours(row, "ours, mean ± sd", columns)
+                for row in data["ours"].get(name, {}).values()
+            ]
             for label, metrics in published.get(name, {}).items():
                 rows.append(
                     [
                         label,
                         "Lin et al. 2018, mean ± se",
                         str(data["protocol"]["trials"]),
-                        _spread(metrics["modes"], ".1f", "se"),
-                        _spread(metrics["hq"], ".1f", "se", 100),
-                        _spread(metrics["reverse_kl"], ".2f", "se"),
+                        *(_spread(metrics[key], spec, "se", scale) for key, spec, scale in columns),
                     ]
                 )
             section = nodes.rubric(text=name)
             out += [section, _table(header, rows)]
-        goals = nodes.bullet_list()
-        for goal in data.get("goals", []):
-            met = {True: "met", False: "NOT met", None: "not checked (rows not run)"}
-            item = nodes.list_item()
-            item += nodes.paragraph(text=f"{goal['goal']}: {met[goal['met']]}.")
-            goals += item
+        met = {True: "met", False: "NOT met", None: "not checked (rows not run)"}
+        goals = _bullets(f"{goal['goal']}: {met[goal['met']]}." for goal in data.get("goals", []))
         out += [nodes.paragraph(text="Goals:"), goals]
-        deviations = nodes.bullet_list()
-        for text in data.get("deviations", []):
-            item = nodes.list_item()
-            item += nodes.paragraph(text=text)
-            deviations += item
         out += [
             nodes.paragraph(text="Where these runs differ from the reference code:"),
-            deviations,
+            _bullets(data.get("deviations", [])),
         ]
         return out
 
 
-class StackedModes(SphinxDirective):
+class StackedModes(_BenchmarkJson):
     """Render benchmarks/stacked_modes.json: our stacked-digits rows beside stacked MNIST's."""
 
-    has_content = False
+    json_name = "stacked_modes.json"
+    how = "`python benchmarks/stacked_modes.py` (see above)"
 
-    def run(self) -> list[nodes.Node]:
-        data = _load_json(
-            self, "stacked_modes.json", "`python benchmarks/stacked_modes.py` (see above)"
-        )
-        if isinstance(data, nodes.Node):
-            return [data]
-        budget, machine = data["budget"], data["budget"].get("machine", {})
+    def render(self, data: dict) -> list[nodes.Node]:
+        budget = data["budget"]
         accuracy = ", ".join(f"{a:.3f}" for a in data.get("labeller_accuracy", [])) or "?"
         out: list[nodes.Node] = [
             nodes.paragraph(
                 text=f"Budget of these numbers: {budget['steps']:,} training steps per run, "
                 f"{budget['seeds']} seed(s) per row, {budget['num_samples']:,} samples per "
                 f"diagnosis (the protocol's: {data['protocol']['evaluation_samples']:,}); "
-                f"{_train_hours(budget)} h of training in all, on "
-                f"{machine.get('cpus', '?')} CPU core(s) ({machine.get('workers', '?')} runs "
-                f"at a time, {machine.get('torch_threads_per_run', '?')} torch thread each, "
-                f"device {machine.get('device', '?')}), {budget.get('date', '')}. The digit "
-                f"labeller's held-out accuracy: {accuracy}."
+                f"{_train_hours(budget)} h of training in all, on {_machine_text(budget)}. "
+                f"The digit labeller's held-out accuracy: {accuracy}."
             )
         ]
         header = ["row", "data, source", "runs", "modes (of 1,000)", "KL (nats)"]
-        rows = []
-        for row in data["ours"].values():
-            failed = f", {len(row['failed'])} failed" if row["failed"] else ""
-            rows.append(
-                [
-                    row["label"],
-                    "stacked digits, ours, mean ± sd",
-                    f"{row['modes']['n']}{failed}",
-                    _spread(row["modes"], ".1f", "sd"),
-                    _spread(row["kl"], ".2f", "sd"),
-                ]
-            )
+        columns = [("modes", ".1f", 1.0), ("kl", ".2f", 1.0)]
+        rows = [
+            _ours(row, "stacked digits, ours, mean ± sd", columns) for row in data["ours"].values()
+        ]
         for row in data["published"]["rows"]:
             rows.append(
                 [
@@ -324,14 +303,9 @@ class StackedModes(SphinxDirective):
             )
         out.append(_table(header, rows))
         out.append(nodes.paragraph(text=f"Published rows: {data['published']['note']}."))
-        deviations = nodes.bullet_list()
-        for text in data.get("deviations", []):
-            item = nodes.list_item()
-            item += nodes.paragraph(text=text)
-            deviations += item
         out += [
             nodes.paragraph(text="Where these runs differ from the published experiments:"),
-            deviations,
+            _bullets(data.get("deviations", [])),
         ]
         return out
 

@@ -42,6 +42,7 @@ from torch.nn import functional as F
 from ..config import require_positive
 from ..threads import torch_threads
 from .checks import Samples, as_point_pair, check_count
+from .training import minibatch_descent
 
 
 def classifier_kl(
@@ -196,19 +197,15 @@ def _train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optim, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )
-    step = 0
-    while step < steps:
-        perm = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x) - batch + 1, batch):
-            idx = perm[start : start + batch]
-            loss = F.binary_cross_entropy_with_logits(
-                net(x[idx]).squeeze(-1), y[idx], weight=weight[idx]
-            )
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            schedule.step()
-            step += 1
-            if step == steps:
-                break
+    minibatch_descent(
+        lambda idx: F.binary_cross_entropy_with_logits(
+            net(x[idx]).squeeze(-1), y[idx], weight=weight[idx]
+        ),
+        optim,
+        num_points=len(x),
+        batch=batch,
+        steps=steps,
+        generator=gen,
+        schedule=schedule,
+    )
     return net.eval()

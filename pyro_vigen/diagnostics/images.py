@@ -61,6 +61,7 @@ import hashlib
 import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,7 @@ from ..threads import torch_threads
 from .checks import Samples, as_point_pair, as_points, check_count
 from .kl import gaussian_fit_kl_both
 from .modes import label_coverage
+from .training import minibatch_descent
 
 #: Bump when the classifier or its training changes, so stale cache files are not used.
 #: Version 2: the reject class, and training on the dataset as loaded only.
@@ -257,20 +259,13 @@ def train_feature_classifier(
         torch.manual_seed(seed)
         net = FeatureClassifier(tuple(images.shape[1:]), num_classes)
         optim = torch.optim.Adam(net.parameters(), lr=_LR)
-        step = 0
-        while step < steps:
-            perm = torch.randperm(len(x), generator=gen)
-            for start in range(0, len(x) - batch + 1, batch):
-                idx = perm[start : start + batch]
-                junk = shuffled_images(x[torch.randint(len(x), (num_reject,), generator=gen)], gen)
-                logits = net(torch.cat([x[idx], junk]))
-                loss = F.cross_entropy(logits, torch.cat([labels[idx], reject]))
-                optim.zero_grad()
-                loss.backward()
-                optim.step()
-                step += 1
-                if step == steps:
-                    break
+
+        def loss(idx: torch.Tensor) -> torch.Tensor:
+            junk = shuffled_images(x[torch.randint(len(x), (num_reject,), generator=gen)], gen)
+            logits = net(torch.cat([x[idx], junk]))
+            return F.cross_entropy(logits, torch.cat([labels[idx], reject]))
+
+        minibatch_descent(loss, optim, num_points=len(x), batch=batch, steps=steps, generator=gen)
     return net.eval()
 
 
@@ -340,7 +335,9 @@ def feature_classifier(
     key = classifier_key(dataset)
     path = folder / f"feature_classifier-{key}.pt"
     expected = {"version": CLASSIFIER_VERSION, "key": key}
-    net = _load_cached(path, expected, dataset.shape)
+    net = load_cached_net(
+        path, expected, lambda saved: FeatureClassifier(dataset.shape, int(saved["num_classes"]))
+    )
     if net is None:
         net = train_feature_classifier(dataset.x, dataset.labels)
         folder.mkdir(parents=True, exist_ok=True)
@@ -348,14 +345,23 @@ def feature_classifier(
     return net
 
 
-def _load_cached(path: Path, expected: dict, shape: tuple[int, ...]) -> FeatureClassifier | None:
+def load_cached_net(
+    path: Path, expected: dict, build: Callable[[dict], nn.Module]
+) -> nn.Module | None:
+    """A net read from its cache file, in eval mode; ``None`` for a cache miss.
+
+    :param Path path: the cache file.
+    :param dict expected: entries the file must hold with these values (its version, key).
+    :param build: the untrained net of the file's entries, its ``state`` then loaded.
+    :returns: the net, or ``None`` for a missing, stale, truncated or foreign file.
+    """
     if not path.is_file():
         return None
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if any(saved.get(k) != v for k, v in expected.items()):
             return None
-        net = FeatureClassifier(shape, int(saved["num_classes"]))
+        net = build(saved)
         net.load_state_dict(saved["state"])
     except Exception:  # a truncated or foreign file is just a cache miss: retrain
         return None

@@ -35,14 +35,8 @@ the histogram, and removes a mode only when it misreads all of its samples. It t
 in seconds on ``digits`` (minutes on MNIST), on one thread with fixed seeds, so it is
 the same on every machine, and is cached like the feature classifier.
 
-References:
-[1] Metz, Poole, Pfau and Sohl-Dickstein, "Unrolled Generative Adversarial Networks",
-ICLR 2017.
-[2] Srivastava, Valkov, Russell, Gutmann and Sutton, "VEEGAN: Reducing mode collapse in
-GANs using implicit variational learning", NeurIPS 2017.
-[3] Lin, Khetan, Fanti and Oh, "PacGAN: The power of two samples in generative
-adversarial networks", NeurIPS 2018 (reference code: https://github.com/fjxmlzn/PacGAN,
-``stacked_MNIST_experiments``).
+References: [1], [2] and [3] are those of :mod:`pyro_vigen.data.stacked`; PacGAN's
+reference code is https://github.com/fjxmlzn/PacGAN, ``stacked_MNIST_experiments``.
 """
 
 from __future__ import annotations
@@ -58,8 +52,9 @@ from ..data import Dataset, triple_codes
 from ..data.stacked import NUM_CHANNELS, NUM_MODES
 from ..infer.checkpoint import atomic_save
 from ..threads import torch_threads
-from .images import default_cache_dir
+from .images import default_cache_dir, load_cached_net
 from .modes import label_coverage
+from .training import minibatch_descent
 
 #: Samples of the protocol's count (PacGAN's ``num_test_sample``).
 PROTOCOL_SAMPLES = 26_000
@@ -198,18 +193,14 @@ def train_digit_labeller(
         net = DigitLabeller(images.shape[-1])
         optim = torch.optim.Adam(net.parameters(), lr=_LR)
         net.train()
-        step = 0
-        while step < steps:
-            perm = torch.randperm(len(x), generator=gen)
-            for start in range(0, len(x) - batch + 1, batch):
-                idx = perm[start : start + batch]
-                loss = F.cross_entropy(net(x[idx]), labels[idx])
-                optim.zero_grad()
-                loss.backward()
-                optim.step()
-                step += 1
-                if step == steps:
-                    break
+        minibatch_descent(
+            lambda idx: F.cross_entropy(net(x[idx]), labels[idx]),
+            optim,
+            num_points=len(x),
+            batch=batch,
+            steps=steps,
+            generator=gen,
+        )
     return net.eval()
 
 
@@ -256,7 +247,7 @@ def digit_labeller(source: Dataset, *, cache_dir: str | os.PathLike | None = Non
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"digit_labeller-{source.name}-{images.shape[-1]}.pt"
     expected = {"version": LABELLER_VERSION, "num_images": len(images)}
-    net = _load_cached(path, expected, images.shape[-1])
+    net = load_cached_net(path, expected, lambda saved: _cached_labeller(saved, images.shape[-1]))
     if net is None:
         train, held_out = labeller_split(len(images))
         net = train_digit_labeller(images[train], source.labels[train])
@@ -267,19 +258,11 @@ def digit_labeller(source: Dataset, *, cache_dir: str | os.PathLike | None = Non
     return net
 
 
-def _load_cached(path: Path, expected: dict, image_size: int) -> DigitLabeller | None:
-    if not path.is_file():
-        return None
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if any(saved.get(k) != v for k, v in expected.items()):
-            return None
-        net = DigitLabeller(image_size)
-        net.load_state_dict(saved["state"])
-        net.accuracy = float(saved["accuracy"])
-    except Exception:  # a truncated or foreign file is just a cache miss: retrain
-        return None
-    return net.eval()
+def _cached_labeller(saved: dict, image_size: int) -> DigitLabeller:
+    """The labeller of a cache file (its weights still to load), with its accuracy."""
+    net = DigitLabeller(image_size)
+    net.accuracy = float(saved["accuracy"])
+    return net
 
 
 def channel_labels(samples: torch.Tensor, labeller: DigitLabeller) -> torch.Tensor:

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import platform
 import warnings
+from collections.abc import Callable
 
 import pyro
 import torch
@@ -232,14 +233,19 @@ def start_run(
     resume: bool,
     overwrite: bool,
     download: bool,
+    check_data: Callable[[Dataset, C], object] | None = None,
 ) -> tuple[torch.device, Dataset, C, RunDir, bool]:
     """What every training function does first: device, data, model shape, run folder, seed.
 
+    :param check_data: called with the data and the model config before the run folder
+        is written, so that data the model cannot take fails without leaving a run.
     :returns: ``(device, dataset, model config with its data shape, run, resuming)``.
     """
     device = resolve_device(train.device)
     dataset = load_dataset(data, download=download)
     model = resolve_data_shape(model, dataset)
+    if check_data is not None:
+        check_data(dataset, model)
     run = RunDir(out)
     resuming = run.prepare(run_config(kind, data, model, train), resume=resume, overwrite=overwrite)
     pyro.set_rng_seed(train.seed)
@@ -296,7 +302,15 @@ def train_vae(
     """
     with torch_threads(threads):
         device, dataset, model, run, resuming = start_run(
-            "vae", out, data, train, model or VAEConfig(), resume, overwrite, download
+            "vae",
+            out,
+            data,
+            train,
+            model or VAEConfig(),
+            resume,
+            overwrite,
+            download,
+            check_data=lambda dataset, config: model_data(dataset, config.likelihood),
         )
         vae = VAE(model).to(device)
         x = model_data(dataset, model.likelihood).to(device)

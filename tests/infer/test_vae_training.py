@@ -291,6 +291,18 @@ def test_the_continuous_bernoulli_refuses_data_outside_the_unit_interval():
         model_data(ring, "continuous_bernoulli")
 
 
+def test_data_the_likelihood_cannot_take_leaves_no_run(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="needs data in"):
+        train_vae(
+            out,
+            DataConfig("ring8"),
+            VAETrainConfig(steps=2),
+            VAEConfig(likelihood="continuous_bernoulli"),
+        )
+    assert not out.exists()  # nothing written: the same command with a fix just runs
+
+
 def test_continuous_bernoulli_vae_learns_the_grey_digits(tmp_path):
     train = VAETrainConfig(steps=150, batch_size=128, lr=3e-3, num_saved_samples=20)
     trained = train_vae(
