@@ -261,14 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--likelihood",
         # pyro_vigen.models.vae.LIKELIHOODS, spelled out: importing it loads torch
         # (tests/models/test_vae.py checks that the two agree).
-        choices=["normal", "bernoulli", "continuous_bernoulli"],
+        choices=["normal", "bernoulli", "continuous_bernoulli", "discretized_logistic"],
         default=None,
-        help="normal; bernoulli (a Bernoulli on images binarised at 0.5); or "
-        "continuous_bernoulli (grey levels in [0, 1] as they are). "
-        "Default: continuous_bernoulli for images, normal otherwise",
+        help="normal; bernoulli (a Bernoulli on images binarised at 0.5); "
+        "continuous_bernoulli or discretized_logistic (grey levels in [0, 1] as they are). "
+        "Default: discretized_logistic for images, normal otherwise",
     )
     g.add_argument(
-        "--scale", type=float, default=None, help="fixed Normal likelihood scale (default: learned)"
+        "--scale",
+        type=float,
+        default=None,
+        help="fixed scale of the normal or discretized_logistic likelihood (default: learned)",
     )
     g.add_argument(
         "--elbo",

@@ -179,14 +179,15 @@ def model_data(dataset: Dataset, likelihood: str) -> torch.Tensor:
     """The data as the likelihood sees it.
 
     ``"bernoulli"`` is a Bernoulli on images binarised at 0.5: its pixels are 0 or 1,
-    so the grey levels are thresholded here. ``"continuous_bernoulli"`` models the grey
-    levels in [0, 1] as they are, and ``"normal"`` any real data as it is.
+    so the grey levels are thresholded here. ``"discretized_logistic"`` and
+    ``"continuous_bernoulli"`` model the grey levels in [0, 1] as they are, and
+    ``"normal"`` any real data as it is.
 
     :param Dataset dataset: the data.
     :param str likelihood: the VAE's likelihood (:data:`~pyro_vigen.models.vae.LIKELIHOODS`).
     :returns: the tensor the model is trained and measured on.
-    :raises ValueError: ``"continuous_bernoulli"`` on data outside [0, 1], where it has
-        no density.
+    :raises ValueError: ``"discretized_logistic"`` or ``"continuous_bernoulli"`` on data
+        outside [0, 1], which they do not model.
 
     Example::
 
@@ -198,11 +199,11 @@ def model_data(dataset: Dataset, likelihood: str) -> torch.Tensor:
     """
     if likelihood == "bernoulli":
         return (dataset.x > 0.5).to(torch.get_default_dtype())
-    if likelihood == "continuous_bernoulli":
+    if likelihood in ("continuous_bernoulli", "discretized_logistic"):
         lo, hi = dataset.x.min().item(), dataset.x.max().item()
         if lo < 0 or hi > 1:
             raise ValueError(
-                f"likelihood 'continuous_bernoulli' needs data in [0, 1], but {dataset.name!r} "
+                f"likelihood {likelihood!r} needs data in [0, 1], but {dataset.name!r} "
                 f"spans [{lo:.3g}, {hi:.3g}]; use likelihood 'normal'"
             )
     return dataset.x
@@ -278,7 +279,7 @@ def train_vae(
 
     :param out: the run directory.
     :param model: the architecture; ``None`` (or settings left ``None``) take the
-        defaults for the data: images get a continuous Bernoulli on their grey levels,
+        defaults for the data: images get a discretised logistic on their grey levels,
         as they are; ``likelihood="bernoulli"`` binarises them at 0.5 first (see
         :func:`model_data`).
     :param resume: continue from ``out/checkpoint.pt``; the result equals an

@@ -13,9 +13,12 @@ from torch.nn import functional as F
 
 from ..config import Config, require_positive
 from ..nets import decoder_net, encoder_net
+from .likelihoods import DiscretizedLogistic
 from .naming import register_parts, unique_name
 
-LIKELIHOODS = ("normal", "bernoulli", "continuous_bernoulli")
+LIKELIHOODS = ("normal", "bernoulli", "continuous_bernoulli", "discretized_logistic")
+#: Likelihoods of grey levels in [0, 1], with a learned or fixed scale.
+_SCALED = ("normal", "discretized_logistic")
 #: Dimension of z when :class:`VAEConfig` leaves it to the data.
 DEFAULT_LATENT_DIM = {"points": 2, "images": 16}
 
@@ -32,20 +35,23 @@ class VAEConfig(Config):
     :param tuple hidden: hidden widths of the MLP encoder and decoder; ``()`` makes both
         linear (the linear-Gaussian VAE, which can represent probabilistic PCA exactly).
         Images use the small conv nets of :mod:`pyro_vigen.nets` instead.
-    :param str likelihood: ``"normal"`` for continuous data; ``"continuous_bernoulli"``
-        for grey levels in [0, 1], modelled as they are (Loaiza-Ganem and Cunningham,
-        2019); ``"bernoulli"`` for a Bernoulli on images binarised at 0.5 (training
-        binarises the data: :func:`~pyro_vigen.infer.vae_training.model_data`). ``None``
-        picks ``"continuous_bernoulli"`` for images and ``"normal"`` for points.
-    :param float scale: fixed standard deviation of the Normal likelihood; ``None`` learns
-        one per data dimension.
+    :param str likelihood: ``"normal"`` for continuous data; ``"discretized_logistic"``
+        for grey levels in [0, 1], modelled as they are, as 8-bit levels
+        (:class:`~pyro_vigen.models.likelihoods.DiscretizedLogistic`); ``"continuous_bernoulli"``,
+        a density on [0, 1] (Loaiza-Ganem and Cunningham, 2019) whose mean never gets
+        below about 0.06 or above 0.94, so its backgrounds are grey; ``"bernoulli"`` for
+        a Bernoulli on images binarised at 0.5 (training binarises the data:
+        :func:`~pyro_vigen.infer.vae_training.model_data`). ``None`` picks
+        ``"discretized_logistic"`` for images and ``"normal"`` for points.
+    :param float scale: fixed scale of the Normal (its standard deviation) or of the
+        discretised logistic; ``None`` learns one per data dimension.
     :param str activation: hidden activation of the MLPs.
 
     Example::
 
         from pyro_vigen.models import VAE, VAEConfig
         config = VAEConfig(data_shape=(1, 8, 8), latent_dim=8)
-        config.likelihood                 # 'continuous_bernoulli', picked for images
+        config.likelihood                 # 'discretized_logistic', picked for images
         vae = VAE(config)
     """
 
@@ -61,7 +67,7 @@ class VAEConfig(Config):
             self.data_shape = tuple(self.data_shape)
             image = len(self.data_shape) == 3
             if self.likelihood is None:
-                self.likelihood = "continuous_bernoulli" if image else "normal"
+                self.likelihood = "discretized_logistic" if image else "normal"
             if self.latent_dim is None:
                 self.latent_dim = DEFAULT_LATENT_DIM["images" if image else "points"]
         self.hidden = tuple(self.hidden)
@@ -124,7 +130,7 @@ class VAE(nn.Module):
         shape = config.data_shape
         self.encoder = encoder_net(shape, 2 * config.latent_dim, config.hidden, config.activation)
         self.decoder = decoder_net(config.latent_dim, shape, config.hidden, config.activation)
-        if config.likelihood == "normal" and config.scale is None:
+        if config.likelihood in _SCALED and config.scale is None:
             self.log_scale = nn.Parameter(torch.full(shape, math.log(0.1)))
         # The model registers the decoder's parameters and the guide the encoder's (with
         # the names pyro.module(name, self) would give), so stock SVI still finds all.
@@ -152,8 +158,10 @@ class VAE(nn.Module):
             self.log_scale.exp()
             if self.config.scale is None
             else torch.full_like(out, self.config.scale)
-        )
-        return dist.Normal(out, scale.expand_as(out)).to_event(self.event_dim)
+        ).expand_as(out)
+        if self.config.likelihood == "discretized_logistic":
+            return DiscretizedLogistic(out, scale).to_event(self.event_dim)
+        return dist.Normal(out, scale).to_event(self.event_dim)
 
     def prior(self, batch_shape: torch.Size, like: torch.Tensor) -> dist.TorchDistribution:
         zeros = like.new_zeros((*batch_shape, self.config.latent_dim))
@@ -200,10 +208,11 @@ class VAE(nn.Module):
             return px.mean
         if self.config.likelihood == "bernoulli":
             return torch.bernoulli(px.probs, generator=generator)
-        if self.config.likelihood == "continuous_bernoulli":
-            # ContinuousBernoulli.sample takes no generator: invert its CDF at uniforms
-            # drawn with ours. Rounding in icdf can step a hair outside [0, 1].
-            u = torch.rand(px.probs.shape, generator=generator, device=device, dtype=px.probs.dtype)
+        if self.config.likelihood in ("continuous_bernoulli", "discretized_logistic"):
+            # Their sample() takes no generator: invert the CDF at uniforms drawn with
+            # ours. Rounding in icdf can step a hair outside [0, 1].
+            shape = px.batch_shape
+            u = torch.rand(shape, generator=generator, device=device).clamp(1e-7, 1 - 1e-7)
             return px.icdf(u).clamp(0.0, 1.0)
         return px.loc + px.scale * torch.randn(px.loc.shape, generator=generator, device=device)
 

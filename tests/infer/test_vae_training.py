@@ -279,16 +279,18 @@ def test_model_data_binarises_only_for_the_bernoulli():
     grey = digits.x
     assert ((grey > 0) & (grey < 1)).float().mean() > 0.1  # real grey levels to keep
     assert model_data(digits, "continuous_bernoulli") is grey
+    assert model_data(digits, "discretized_logistic") is grey
     assert model_data(digits, "normal") is grey
     binary = model_data(digits, "bernoulli")
     assert set(binary.unique().tolist()) == {0.0, 1.0}
     assert torch.equal(binary == 1, grey > 0.5)
 
 
-def test_the_continuous_bernoulli_refuses_data_outside_the_unit_interval():
+@pytest.mark.parametrize("likelihood", ["continuous_bernoulli", "discretized_logistic"])
+def test_grey_level_likelihoods_refuse_data_outside_the_unit_interval(likelihood):
     ring = load_dataset(SMALL)
-    with pytest.raises(ValueError, match=r"'continuous_bernoulli' needs data in \[0, 1\]"):
-        model_data(ring, "continuous_bernoulli")
+    with pytest.raises(ValueError, match=rf"'{likelihood}' needs data in \[0, 1\]"):
+        model_data(ring, likelihood)
 
 
 def test_data_the_likelihood_cannot_take_leaves_no_run(tmp_path):
@@ -303,13 +305,13 @@ def test_data_the_likelihood_cannot_take_leaves_no_run(tmp_path):
     assert not out.exists()  # nothing written: the same command with a fix just runs
 
 
-def test_continuous_bernoulli_vae_learns_the_grey_digits(tmp_path):
+def test_discretized_logistic_vae_learns_the_grey_digits(tmp_path):
     train = VAETrainConfig(steps=150, batch_size=128, lr=3e-3, num_saved_samples=20)
     trained = train_vae(
         tmp_path / "r", DataConfig("digits"), train, VAEConfig(latent_dim=8), progress=False
     )
     config, _ = load_run(tmp_path / "r")
-    assert config["model"]["likelihood"] == "continuous_bernoulli"  # the images' default
+    assert config["model"]["likelihood"] == "discretized_logistic"  # the images' default
     held_out = load_dataset(DataConfig.from_dict(config["data"]), split="holdout").x
     pyro.set_rng_seed(config["train"]["seed"])
     untrained = VAE(VAEConfig.from_dict(config["model"]))
@@ -317,11 +319,14 @@ def test_continuous_bernoulli_vae_learns_the_grey_digits(tmp_path):
     def mean_elbo(vae):
         return -make_elbo("trace", 20).loss(vae.model, vae.guide, held_out) / len(held_out)
 
-    # Logits near 0 give lambda near 1/2, a nearly uniform density: an ELBO near 0
-    # nats. Fitting the grey levels makes the densities large, and the ELBO positive.
+    # Measured: about -310 nats per image before, -168 after (seeds 0 and 1).
     before, after = mean_elbo(untrained), mean_elbo(trained)
-    assert abs(before) < 10 and after > 40, (before, after)
-    # Reconstructions follow the grey levels: far closer than the data's mean image.
+    assert after > before + 100, (before, after)
+    # Reconstructions follow the grey levels: far closer than the data's mean image
+    # (measured 0.015 against 0.071).
     error = (trained.reconstruct(held_out) - held_out).pow(2).mean()
     baseline = (held_out.mean(0) - held_out).pow(2).mean()
     assert error < 0.6 * baseline, (error, baseline)
+    # Its means reach black, which a continuous Bernoulli's never do (>= 0.06).
+    means = trained.sample(64, generator=torch.Generator().manual_seed(0), noise=False)
+    assert means.min() < 0.01 and means.max() <= 1

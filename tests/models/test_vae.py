@@ -1,4 +1,5 @@
 import argparse
+import math
 
 import pyro
 import pytest
@@ -22,8 +23,9 @@ def points_vae(**kw):
         ((5,), "normal"),
         ((1, 8, 8), "bernoulli"),
         ((1, 28, 28), "bernoulli"),
+        ((1, 8, 8), "discretized_logistic"),
+        ((1, 28, 28), "discretized_logistic"),
         ((1, 8, 8), "continuous_bernoulli"),
-        ((1, 28, 28), "continuous_bernoulli"),
         ((1, 8, 8), "normal"),
     ],
 )
@@ -40,7 +42,7 @@ def test_shapes(shape, likelihood):
 
 def test_likelihood_defaults_follow_the_data():
     assert VAEConfig(data_shape=(2,)).likelihood == "normal"
-    assert VAEConfig(data_shape=(1, 8, 8)).likelihood == "continuous_bernoulli"
+    assert VAEConfig(data_shape=(1, 8, 8)).likelihood == "discretized_logistic"
 
 
 def test_cli_likelihood_choices_are_the_models():
@@ -223,3 +225,43 @@ def test_log_prob_with_one_particle_is_the_log_weight_average():
     lp = vae.log_prob(x, num_particles=10)
     by_hand = torch.log(torch.exp(lw.double()).mean(0))
     assert torch.allclose(lp.double(), by_hand, atol=1e-4)
+
+
+def discretized_logistic(loc, scale, levels=256):
+    from pyro_vigen.models.likelihoods import DiscretizedLogistic
+
+    return DiscretizedLogistic(torch.as_tensor(loc), torch.as_tensor(scale), levels)
+
+
+@pytest.mark.parametrize("loc, scale", [(0.3, 0.05), (-0.2, 0.1), (1.4, 0.3), (0.5, 1e-3)])
+def test_discretized_logistic_against_the_logistic_cdf(loc, scale):
+    """Each level's probability, the mean and the draws, from the logistic CDF by hand."""
+    levels = 256
+    v = torch.arange(levels, dtype=torch.float64) / (levels - 1)
+    h = 0.5 / (levels - 1)
+    cdf = lambda t: 1 / (1 + math.exp(-(t - loc) / scale))  # noqa: E731
+    expected = [cdf(h)] + [cdf(x + h) - cdf(x - h) for x in v[1:-1].tolist()] + [1 - cdf(1 - h)]
+    expected = torch.tensor(expected, dtype=torch.float64)
+    px = discretized_logistic(torch.full((levels,), loc, dtype=torch.float64), scale)
+    got = px.log_prob(v).exp()
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-12)
+    assert got.sum().item() == pytest.approx(1.0, abs=1e-9)
+    mean = discretized_logistic(torch.tensor([loc], dtype=torch.float64), scale).mean
+    assert mean.item() == pytest.approx(float((v * expected).sum()), abs=1e-7)
+    # Inverse-CDF draws land on the levels with these probabilities.
+    u = torch.rand(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    draws = discretized_logistic(torch.full((200_000,), loc, dtype=torch.float64), scale).icdf(u)
+    counts = torch.bincount((draws * (levels - 1)).round().long(), minlength=levels)
+    assert (counts / 200_000 - expected).abs().max() < 0.01
+
+
+def test_discretized_logistic_log_prob_is_finite_in_the_tails():
+    # Values far from the location: the difference of two CDFs underflows, its log must not.
+    px = discretized_logistic(torch.tensor([0.0, 1.0, 0.0]), torch.tensor([1e-3, 1e-3, 1e-3]))
+    lp = px.log_prob(torch.tensor([0.5, 0.5, 1.0]))
+    assert torch.isfinite(lp).all() and (lp < -100).all()
+    # The logistic density times the bin width, where the bin is narrow against the scale.
+    far = discretized_logistic(torch.tensor([0.0]), torch.tensor([1.0]))
+    x, w = 0.5, 1.0 / 255
+    density = math.exp(-x) / (1 + math.exp(-x)) ** 2
+    assert far.log_prob(torch.tensor([x])).item() == pytest.approx(math.log(density * w), rel=1e-3)
