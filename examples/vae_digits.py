@@ -1,7 +1,7 @@
 """A VAE on scikit-learn's 8x8 digits: samples and reconstructions.
 
 The ``digits`` dataset ships with scikit-learn, so this runs offline. The grey levels
-are modelled as they are, with a continuous Bernoulli likelihood (the default for
+are modelled as they are, with a discretised logistic likelihood (the default for
 images), through a small conv encoder and decoder; :func:`~pyro_vigen.infer.train_vae`
 trains it with stock Pyro ``SVI``. The script saves two grids with
 :func:`torchvision.utils.save_image`:

@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=int,
         default=None,
-        help="iterations of every GAN run (default 10000; 3000 on images)",
+        help="iterations of every GAN run (default 10000; on images 9000 at 8x8, 3000 at 28x28)",
     )
     p.add_argument(
         "--vae-steps",

@@ -1,5 +1,6 @@
 """The report and the compare main job: contents, a real browser, bad input."""
 
+import importlib
 import json
 import os
 import re
@@ -210,6 +211,21 @@ def test_compare_from_python_returns_the_report(tmp_path):
     )
     assert path == tmp_path / "report.html" and path.is_file()
     assert (tmp_path / "report.md").is_file() and (tmp_path / "summary.json").is_file()
+
+
+def test_compare_budget_follows_the_data():
+    # The package's name `compare` is the function; the module by its full name.
+    compare_module = importlib.import_module("pyro_vigen.report.compare")
+
+    ring, digits = DataConfig("ring8", num_points=500), DataConfig("digits")
+    assert compare_module.default_steps(ring) == (compare_module.STEPS, compare_module.VAE_STEPS)
+    # Images: the budget of their side (8x8 digits), and minibatches of 64 in every run.
+    steps, vae_steps = compare_module.default_steps(digits)
+    assert steps == compare_module.IMAGE_STEPS[8] and vae_steps == compare_module.IMAGE_VAE_STEPS
+    for _, settings in compare_module.configurations(digits).values():
+        assert settings["batch_size"] == compare_module.IMAGE_BATCH_SIZE
+    for _, settings in compare_module.configurations(ring).values():
+        assert "batch_size" not in settings  # the training configs' default
 
 
 def test_panel_rows_show_every_class_equally_on_class_sorted_data():
