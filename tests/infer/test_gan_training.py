@@ -282,3 +282,34 @@ def test_batch_norm_run_resumes_exactly_and_loads_for_sampling(tmp_path):
     assert config["model"]["gen_batch_norm"] and config["model"]["disc_maxout"] == 3
     saved = torch.load(tmp_path / "full" / "samples.pt", weights_only=True)["samples"]
     assert torch.equal(loaded.sample(50, generator=torch.Generator().manual_seed(0)), saved)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_image_gan_learns_digits_in_a_few_hundred_iterations(tmp_path, seed):
+    """The DCGAN nets on 8x8 digits: from images no class claims to ones of most classes.
+
+    Measured (400 iterations, seeds 0-2): high-quality fraction 0 before, 0.19-0.44
+    after, in 8-10 of the 10 classes.
+    """
+    from pyro_vigen.data import load_dataset
+    from pyro_vigen.diagnostics import feature_classifier, image_metrics
+    from pyro_vigen.models import VariationalGAN
+
+    data = DataConfig("digits", holdout=0.3)
+    train = GANTrainConfig(steps=400, batch_size=64, seed=seed)
+    gan = train_gan(tmp_path / "r", data, train, GANConfig(conv_width=32), progress=False)
+    dataset = load_dataset(data)
+    classifier = feature_classifier(dataset, cache_dir=tmp_path / "cache")
+    torch.manual_seed(seed)
+    untrained = VariationalGAN(gan.config).eval()
+
+    def scored(model):
+        samples = model.sample(1000, generator=torch.Generator().manual_seed(0))
+        return image_metrics(classifier, dataset.x, samples)
+
+    # The untrained generator's images are near copies of one image: no Gaussian fits them.
+    with pytest.warns(RuntimeWarning, match="reported as NaN"):
+        before = scored(untrained)
+    after = scored(gan)
+    assert before["hq_fraction"] == 0 and before["modes_captured"] == 0
+    assert after["hq_fraction"] > 0.1 and after["modes_captured"] >= 6, after
