@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..infer.run import CHECKPOINT, CONFIG, HISTORY, METRICS, SAMPLES, RunDir, read_history
+from ..models import VAEConfig
 
 
 @dataclasses.dataclass
@@ -53,8 +54,16 @@ class RunRecord:
 
 
 def config_label(config: dict[str, Any]) -> str:
+    """A run's configuration as the report's tables name it; runs of one label are pooled.
+
+    A VAE is "VAE", with its likelihood named where it is not the data's default: the
+    ELBOs of two likelihoods are on different scales and must not be averaged.
+    """
     if config["kind"] == "vae":
-        return "VAE"
+        model = config["model"]
+        default = VAEConfig(data_shape=model["data_shape"]).likelihood
+        likelihood = model.get("likelihood")
+        return "VAE" if likelihood in (None, default) else f"VAE, {likelihood} likelihood"
     train = config["train"]
     steps = train.get("gen_steps", 1)
     prior = train.get("prior", "mixed")

@@ -213,6 +213,18 @@ def test_compare_from_python_returns_the_report(tmp_path):
     assert (tmp_path / "report.md").is_file() and (tmp_path / "summary.json").is_file()
 
 
+def test_vae_labels_name_a_likelihood_other_than_the_default():
+    from pyro_vigen.report.runs import config_label
+
+    def vae(shape, likelihood):
+        return {"kind": "vae", "model": {"data_shape": shape, "likelihood": likelihood}}
+
+    assert config_label(vae([2], "normal")) == "VAE"
+    assert config_label(vae([1, 8, 8], "discretized_logistic")) == "VAE"
+    # Another likelihood is another configuration: its ELBO is on another scale.
+    assert config_label(vae([1, 8, 8], "bernoulli")) == "VAE, bernoulli likelihood"
+
+
 def test_compare_budget_follows_the_data():
     # The package's name `compare` is the function; the module by its full name.
     compare_module = importlib.import_module("pyro_vigen.report.compare")
@@ -294,7 +306,9 @@ def test_image_report_shows_the_vae_decoder_means_first(image_runs, tmp_path):
 def test_image_report_names_the_binarised_bernoulli(image_runs, tmp_path):
     shown = captions(write_report([image_runs / "binary"], tmp_path / "binary.html"))
     assert (
-        "VAE (seed 0): decoder means (the blur), not draws; Bernoulli on images binarised at 0.5"
-        in shown
+        "VAE, bernoulli likelihood (seed 0): decoder means (the blur), not draws; "
+        "Bernoulli on images binarised at 0.5" in shown
     )
-    assert all("binarised at 0.5" in c for c in shown if c.startswith("VAE (seed"))
+    assert all(
+        "binarised at 0.5" in c for c in shown if c.startswith("VAE, bernoulli likelihood (")
+    )
