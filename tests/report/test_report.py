@@ -264,8 +264,8 @@ def test_panel_rows_without_labels_are_a_seeded_random_sample():
 
 @pytest.fixture(scope="module")
 def image_runs(tmp_path_factory):
-    """Short digits runs, diagnosed: a default (continuous-Bernoulli) VAE and a GAN in
-    one folder, a Bernoulli VAE in another (both VAEs are the configuration "VAE")."""
+    """Short digits runs, diagnosed: a default (discretised-logistic) VAE and a GAN in
+    one folder, a Bernoulli VAE in another (labelled "VAE, bernoulli likelihood")."""
     root = tmp_path_factory.mktemp("image_runs")
     digits = DataConfig("digits")
     short = {"steps": 30, "batch_size": 64, "num_saved_samples": 64}
