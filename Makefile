@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip setuptools wheel
-	$(PIP) -e '.[test,mnist5k]'
+	$(PIP) -e '.[test,mnist5k,tensorboard]'
 	touch $(STAMP)
 
 demo: install

@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from . import __version__
 
 PROG = "pyro-vigen"
 
 
+def _show_default(value) -> str:
+    """A default as a user would type it: ``(128, 128)`` as ``128,128``, ``0.001`` as is."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that ends every option's text with its default, ``(default: X)``.
+
+    Unless the text already says its default: a default of ``None`` means the library
+    picks the value later (by the data, say), which only the option's own words can tell.
+    Flags (``--resume``, ``--no-jit``) are off unless given, and say nothing.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.default in (None, argparse.SUPPRESS)
+            or action.nargs == 0
+            or "default" in text.lower()
+        ):
+            return text
+        # The help is a %-format string; a default is shown as it is.
+        return f"{text} (default: {_show_default(action.default).replace('%', '%%')})"
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr and exit status 2."""
+
+    def __init__(self, *args, formatter_class=_HelpFormatter, **kwargs) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -33,7 +65,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--data",
         default="ring8",
-        help="dataset name (see `pyro-vigen datasets`) or a .npy/.csv/.pt file",
+        help="dataset name (see `pyro-vigen datasets`) or a .npy, .pt, .csv, .tsv or .txt file",
     )
     g.add_argument("--num-points", type=int, default=10_000, help="points drawn from a toy mixture")
     g.add_argument(
@@ -42,7 +74,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         default=1234,
         help="seed of the toy-mixture draw and of the stacking of stacked datasets",
     )
-    g.add_argument("--data-root", default=None, help="folder holding MNIST's files")
+    g.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding MNIST's files (default: ~/.cache/pyro_vigen)",
+    )
     g.add_argument(
         "--download", action="store_true", help="let mnist and stacked_mnist download MNIST's files"
     )
@@ -50,7 +86,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         "--holdout",
         type=float,
         default=0.1,
-        help="fraction of points held out of training (default 0.1)",
+        help="fraction of points held out of training",
     )
 
 
@@ -65,24 +101,66 @@ def _add_threads_arg(p: argparse.ArgumentParser, per: str = "") -> None:
     )
 
 
+def _add_progress_arg(p) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+
+
+@contextlib.contextmanager
+def _elapsed(desc: str, show: bool) -> Iterator[None]:
+    """Show ``desc`` and the time spent so far on stderr, refreshed every second.
+
+    The progress of commands with no steps to count (diagnose, report), so that a long
+    measurement is seen to be running. It appears after the first second: a command
+    that fails at once (a bad argument) prints its one-line error alone.
+    """
+    if not show:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    done = threading.Event()
+    with tqdm(desc=desc, bar_format="{desc}: {elapsed}", delay=1.0, dynamic_ncols=True) as bar:
+
+        def tick() -> None:
+            while not done.wait(1.0):
+                bar.update(0)  # redraws the time once the delay has passed
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
+
+
+def _add_tensorboard_arg(p, runs: str) -> None:
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        default=None,
+        help=f"write a TensorBoard log of {runs} to DIR: every loss at every step, model "
+        "samples at every checkpoint (a grid of images, or points over the data); watch "
+        "with `tensorboard --logdir DIR` (needs `pip install tensorboard`; default: no log)",
+    )
+
+
 def _add_lr_decay_arg(g) -> None:
     g.add_argument(
         "--lr-decay",
         type=float,
         default=0.0,
         help="share of the run, at its end, over which the learning rates decay linearly "
-        "towards zero (default 0: constant)",
+        "towards zero; 0 keeps them constant",
     )
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, help="run directory to write")
-    g.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument(
-        "--batch-size", type=int, default=batch_size, help=f"minibatch size (default {batch_size})"
-    )
+    g.add_argument("--steps", type=int, default=steps, help="training steps")
+    g.add_argument("--seed", type=int, default=0, help="random seed")
+    g.add_argument("--batch-size", type=int, default=batch_size, help="minibatch size")
     g.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     g.add_argument(
         "--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA where it exists)"
@@ -91,7 +169,8 @@ def _add_run_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int) ->
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_arg(g)
+    _add_tensorboard_arg(g, "the run")
     _add_threads_arg(g)
 
 
@@ -119,6 +198,7 @@ def _train(train_fn, args: argparse.Namespace, train, model) -> int:
         progress=not args.no_progress,
         download=args.download,
         threads=args.threads,
+        tensorboard=args.tensorboard,
     )
     print(f"run directory: {args.out}")
     return 0
@@ -131,7 +211,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     width = max(len(info.name) for info in infos)
     for info in infos:
         print(f"{info.name:<{width}} {info.description}\n{'':<{width}} source: {info.source}")
-    print(f"{'PATH':<{width}} your own N x D array in a .npy, .csv or .pt file")
+    print(f"{'PATH':<{width}} your own N x D array in a .npy, .pt, .csv, .tsv or .txt file")
     return 0
 
 
@@ -193,12 +273,24 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .diagnostics import diagnose
+    from .diagnostics.run import khat_warning
 
-    metrics = diagnose(args.run, num_samples=args.num_samples, seed=args.seed, threads=args.threads)
+    with _elapsed(f"diagnose {args.run}", not args.no_progress):
+        metrics = diagnose(
+            args.run,
+            num_samples=args.num_samples,
+            seed=args.seed,
+            threads=args.threads,
+            centers=args.centers,
+            std=args.std,
+        )
     for key in sorted(metrics):
         value = metrics[key]
         print(f"{key:<20} {value:.4g}" if isinstance(value, float) else f"{key:<20} {value}")
     print(f"wrote {args.run}/metrics.json and {args.run}/diagnostics.nc")
+    warning = khat_warning(metrics)
+    if warning is not None:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -206,7 +298,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
     from .threads import torch_threads
 
-    with torch_threads(args.threads):
+    with torch_threads(args.threads), _elapsed(f"report {args.out}", not args.no_progress):
         path = write_report(args.runs, args.out)
     print(f"report: {path} (and {path.with_suffix('.md')})")
     return 0
@@ -226,6 +318,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         threads=args.threads,
         steps=args.steps,
         vae_steps=args.vae_steps,
+        tensorboard=args.tensorboard,
     )
     summary = json.loads(path.with_name("summary.json").read_text())
     print(f"The theory's claims on {summary['dataset']}, seed by seed:")
@@ -252,11 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, steps=3000, batch_size=256)
     g = p.add_argument_group("model and optimiser")
     g.add_argument(
-        "--latent-dim", type=int, default=None, help="dimension of z (default 2; 16 for images)"
+        "--latent-dim", type=int, default=None, help="dimension of z (default: 2; 16 for images)"
     )
-    g.add_argument(
-        "--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths (default 128,128)"
-    )
+    g.add_argument("--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths")
     g.add_argument(
         "--likelihood",
         # pyro_vigen.models.vae.LIKELIHOODS, spelled out: importing it loads torch
@@ -265,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="normal; bernoulli (a Bernoulli on images binarised at 0.5); "
         "continuous_bernoulli or discretized_logistic (grey levels in [0, 1] as they are). "
-        "Default: discretized_logistic for images, normal otherwise",
+        "(default: discretized_logistic for images, normal otherwise)",
     )
     g.add_argument(
         "--scale",
@@ -298,29 +389,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--reg-weight",
         type=float,
         default=None,
-        help="penalty weight lambda of --prior data (default 5)",
+        help="penalty weight lambda of --prior data (default: 5)",
     )
     g.add_argument(
         "--gen-steps",
         type=int,
         default=None,
-        help="generator steps per snapshot (default 2 with --prior data, else 1)",
+        help="generator steps per snapshot (default: 2 with --prior data, else 1)",
     )
-    g.add_argument(
-        "--disc-steps", type=int, default=1, help="discriminator steps per iteration (default 1)"
-    )
+    g.add_argument("--disc-steps", type=int, default=1, help="discriminator steps per iteration")
     g.add_argument(
         "--loss",
         choices=["nonsaturating", "minimax"],
         default="nonsaturating",
-        help="generator loss (default nonsaturating)",
+        help="generator loss",
     )
     g.add_argument(
-        "--noise-dim", type=int, default=None, help="dimension of z (default 2; 64 for images)"
+        "--noise-dim", type=int, default=None, help="dimension of z (default: 2; 64 for images)"
     )
-    g.add_argument(
-        "--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths (default 128,128)"
-    )
+    g.add_argument("--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths")
     g.add_argument(
         "--obs-scale",
         type=float,
@@ -332,16 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="points the discriminator sees at once (PacGAN; a divisor of --batch-size; "
-        "default 1, the classic GAN)",
+        "1 is the classic GAN)",
     )
     g.add_argument(
-        "--gen-hidden", type=_int_tuple, default=None, help="generator widths (default --hidden)"
+        "--gen-hidden", type=_int_tuple, default=None, help="generator widths (default: --hidden)"
     )
     g.add_argument(
         "--disc-hidden",
         type=_int_tuple,
         default=None,
-        help="discriminator widths (default --hidden)",
+        help="discriminator widths (default: --hidden)",
     )
     g.add_argument(
         "--gen-batch-norm", action="store_true", help="batch norm in the generator (points)"
@@ -350,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--disc-maxout",
         type=int,
         default=1,
-        help="maxout pieces of the discriminator's hidden units (points; default 1: none)",
+        help="maxout pieces of the discriminator's hidden units (points; 1: none)",
     )
     g.add_argument(
         "--init-std",
@@ -362,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--conv-width",
         type=int,
         default=64,
-        help="channels of the DCGAN nets of images (default 64)",
+        help="channels of the DCGAN nets of images",
     )
     g.add_argument("--lr-disc", type=float, default=1e-3, help="discriminator Adam learning rate")
     g.add_argument("--lr-gen", type=float, default=1e-3, help="generator Adam learning rate")
@@ -379,16 +466,33 @@ def build_parser() -> argparse.ArgumentParser:
         "diagnose", help="measure a run: both KL directions, modes, VI quality (metrics.json)"
     )
     p.add_argument("run", help="run directory written by `pyro-vigen train`")
+    p.add_argument("--num-samples", type=int, default=10_000, help="model samples drawn")
+    p.add_argument("--seed", type=int, default=0, help="seed of every draw")
     p.add_argument(
-        "--num-samples", type=int, default=10_000, help="model samples drawn (default 10000)"
+        "--centers",
+        metavar="FILE",
+        default=None,
+        help="known mode centres of your data, a K x D array in a .npy or .csv file (the "
+        "formats --data reads): score mode coverage against them, as the toy mixtures "
+        "are scored (needs --std; default: none, modes are scored only on the toy mixtures "
+        "and labelled images)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
+    p.add_argument(
+        "--std",
+        metavar="S",
+        type=float,
+        default=None,
+        help="per-axis standard deviation of the modes of --centers: a sample within 3 S "
+        "of its nearest centre is high quality (default: none; needed with --centers)",
+    )
+    _add_progress_arg(p)
     _add_threads_arg(p)
     p.set_defaults(func=_cmd_diagnose)
 
     p = sub.add_parser("report", help="write an HTML (+ Markdown) report of diagnosed runs")
     p.add_argument("runs", nargs="+", help="run directories, or folders holding them")
     p.add_argument("--out", required=True, help="the .html file to write (the .md goes beside it)")
+    _add_progress_arg(p)
     _add_threads_arg(p)
     p.set_defaults(func=_cmd_report)
 
@@ -397,25 +501,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the main job: VAE, classic GAN, data-prior GAN and its ablation over seeds, with the theory's claims checked",
     )
     _add_data_args(p)
-    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration")
     p.add_argument("--out", required=True, help="folder for the runs, report.html and summary.json")
     # Defaults live in pyro_vigen.report.compare (not imported here: it loads torch).
     p.add_argument(
         "--steps",
         type=int,
         default=None,
-        help="iterations of every GAN run (default 10000; on images 9000 at 8x8, 3000 at 28x28)",
+        help="iterations of every GAN run (default: 10000; on images 9000 at 8x8, 3000 at 28x28)",
     )
     p.add_argument(
         "--vae-steps",
         type=int,
         default=None,
-        help="SVI steps of every VAE run (default 20000; 3000 on images)",
+        help="SVI steps of every VAE run (default: 20000; 3000 on images)",
     )
-    p.add_argument(
-        "--num-samples", type=int, default=5000, help="samples per diagnosis (default 5000)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--num-samples", type=int, default=5000, help="samples per diagnosis")
+    _add_progress_arg(p)
+    _add_tensorboard_arg(p, "each run trained, in DIR/<configuration>/seed<i>,")
     _add_threads_arg(p, per=" per worker process")
     p.set_defaults(func=_cmd_compare)
     return parser

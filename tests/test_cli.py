@@ -1,15 +1,17 @@
 """The command line: what a user types, and what they see when the input is bad."""
 
+import argparse
 import re
 import subprocess
 import sys
+import time
 
 import pyro
 import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from pyro_vigen.cli import main
+from pyro_vigen.cli import build_parser, main
 from pyro_vigen.data import DataConfig, load_dataset
 from pyro_vigen.infer import load_run
 from pyro_vigen.infer.vae_training import model_data
@@ -21,21 +23,6 @@ def run_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "pyro_vigen.cli", *args], capture_output=True, text=True, timeout=600
     )
-
-
-@pytest.fixture
-def cli(capsys):
-    """Run the command line in this process (fast); returns what a shell would see."""
-
-    def call(*args):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse's own exits
-            code = e.code
-        captured = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
-
-    return call
 
 
 def assert_one_line_error(result, pattern):
@@ -220,3 +207,103 @@ def test_help_says_the_thread_default_and_why(cli):
         text = " ".join(out.split())
         assert "--threads THREADS" in out, command
         assert "default 1" in text and "fight other processes" in text, command
+
+
+def _subcommands(parser, prefix=()):
+    """Every command that runs something, with its parser: ``("train", "vae") -> parser``."""
+    commands = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                commands |= _subcommands(sub, (*prefix, name)) or {(*prefix, name): sub}
+    return commands
+
+
+def _option_help(help_text, option):
+    """The help of one option in ``--help``'s output, its lines joined."""
+    blocks = re.split(r"\n(?=  -)", help_text)
+    (block,) = [b for b in blocks if re.match(rf"{re.escape(option)}(\s|,|$)", b.strip())]
+    return " ".join(block.split())
+
+
+def _shown(default):
+    """A default as the help shows it, and as a user would type it."""
+    if isinstance(default, tuple):
+        return ",".join(map(str, default))
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def test_help_shows_every_default(cli):
+    for command, parser in _subcommands(build_parser()).items():
+        help_text = cli(*command, "--help").stdout
+        for action in parser._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS:
+                continue  # positionals, --help
+            if action.nargs == 0 or action.required:
+                continue  # flags are off unless given; a required option has no default
+            text = _option_help(help_text, action.option_strings[-1])
+            if action.default is None:
+                # The library picks the value later, or there is none: the help says so.
+                assert re.search(r"default:? \S", text, re.I), (command, text)
+            else:
+                shown = re.escape(_shown(action.default))
+                assert re.search(rf"default:? {shown}\b", text), (command, text)
+
+
+def test_help_shows_the_defaults_users_ask_about(cli):
+    vae, gan = cli("train", "vae", "--help").stdout, cli("train", "gan", "--help").stdout
+    assert _option_help(vae, "--data").endswith("(default: ring8)")
+    assert _option_help(vae, "--lr").endswith("(default: 0.001)")
+    assert _option_help(vae, "--checkpoint-every").endswith("(default: 500)")
+    assert _option_help(gan, "--lr-disc").endswith("(default: 0.001)")
+    assert _option_help(gan, "--hidden").endswith("(default: 128,128)")
+    assert "(default: 2 with --prior data, else 1)" in _option_help(gan, "--gen-steps")
+
+
+def assert_progress(result, line):
+    """A command that succeeded and showed its progress, ``line`` on stderr."""
+    assert result.returncode == 0, result.stderr
+    assert line in result.stderr, result.stderr
+
+
+def assert_no_progress(result, line):
+    """A command that succeeded without progress; warnings may still be on stderr."""
+    assert result.returncode == 0, result.stderr
+    assert line not in result.stderr and "\r" not in result.stderr, result.stderr
+
+
+def test_no_progress_silences_every_long_command(cli, tmp_path, monkeypatch):
+    import pyro_vigen.diagnostics
+    import pyro_vigen.report
+
+    def slow(fn):
+        """``fn`` taking over a second, after which the time spent appears."""
+
+        def call(*args, **kwargs):
+            time.sleep(1.5)
+            return fn(*args, **kwargs)
+
+        return call
+
+    for kind in ("vae", "gan"):
+        args = ["train", kind, "--steps", "5", "--hidden", "8", "--num-points", "300",
+                "--batch-size", "64"]  # fmt: skip
+        assert_progress(cli(*args, "--out", tmp_path / kind), f"train {kind}: 100%")
+        run = tmp_path / f"{kind}_quiet"
+        assert_no_progress(cli(*args, "--out", run, "--no-progress"), f"train {kind}:")
+
+    # No steps to count: the command and its time so far, refreshed each second.
+    monkeypatch.setattr(pyro_vigen.diagnostics, "diagnose", slow(pyro_vigen.diagnostics.diagnose))
+    monkeypatch.setattr(pyro_vigen.report, "write_report", slow(pyro_vigen.report.write_report))
+    args = ["diagnose", run, "--num-samples", "300"]
+    assert_progress(cli(*args), f"diagnose {run}: 00:01")
+    assert_no_progress(cli(*args, "--no-progress"), f"diagnose {run}")
+    args = ["report", run, "--out", tmp_path / "report.html"]
+    assert_progress(cli(*args), f"report {tmp_path / 'report.html'}: 00:01")
+    assert_no_progress(cli(*args, "--no-progress"), f"report {tmp_path / 'report.html'}")
+
+    args = ["compare", "--num-points", "300", "--seeds", "1", "--steps", "3", "--vae-steps", "3",
+            "--num-samples", "200", "--out", tmp_path / "c"]  # fmt: skip
+    assert_progress(cli(*args), "compare: 100%")
+    # Rerun: every run is finished and skipped, so the bar would be at 4/4 at once.
+    assert_no_progress(cli(*args, "--no-progress"), "compare:")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import functools
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +22,9 @@ from .stacked import stacked_loader
 class DataConfig(Config):
     """Which data a run uses.
 
-    :param str name: a registered name (see :func:`list_datasets`) or a path to a
-        ``.npy``, ``.csv`` or ``.pt`` file holding an ``N x D`` array.
+    :param str name: a registered name (see :func:`list_datasets`) or a path to a file
+        holding an ``N x D`` array: ``.npy``, ``.pt``, or text (``.csv``, ``.txt`` or
+        ``.tsv``; see :func:`load_dataset`).
     :param int num_points: points drawn from a toy mixture (ignored for other data).
     :param int seed: seed of the toy-mixture draw and of the stacked datasets' draw,
         fixed apart from the training seed so that runs with different training seeds
@@ -199,11 +203,18 @@ def load_dataset(
 ) -> Dataset:
     """Load a registered dataset or the user's own ``N x D`` array file.
 
+    A text file (``.csv``, ``.txt``: numbers separated by commas, semicolons, tabs or
+    spaces, whichever splits its rows evenly; ``.tsv``: by tabs) is UTF-8, may start
+    with a header row, and may have ``#`` comment lines. A first column that is a row
+    index (pandas' ``df.to_csv()`` writes one under an empty header name; one named
+    ``index`` or ``id`` counting 0..n-1 or 1..n) is dropped, with a warning.
+
     :param config: a :class:`DataConfig`, or just a name or path.
     :param str split: ``"train"`` (all but the held-out points), ``"holdout"`` or ``"all"``.
     :param bool download: let ``mnist`` (and ``stacked_mnist``) fetch MNIST's files if
         they are absent.
-    :raises ValueError: unknown name, unreadable or invalid file.
+    :raises ValueError: unknown name, unsupported, unreadable or invalid file (the
+        message names the file).
     :returns: the :class:`Dataset` of the chosen split.
 
     Example::
@@ -219,12 +230,12 @@ def load_dataset(
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if config.name in DATASETS:
         dataset = DATASETS[config.name].loader(config, download)
-    elif Path(config.name).suffix.lower() in _READERS:
+    elif _is_file_name(config.name):
         dataset = _load_array_file(Path(config.name))
     else:
         raise ValueError(
             f"unknown dataset {config.name!r}: use one of {', '.join(DATASETS)}, "
-            "or a path to a .npy, .csv or .pt file"
+            f"or a path to a data file: {FILE_FORMATS}"
         )
     return dataset if split == "all" else _split(dataset, config, split)
 
@@ -234,7 +245,7 @@ def _split(dataset: Dataset, config: DataConfig, split: str) -> Dataset:
     n_hold = int(round(config.holdout * n))
     if split == "train" and n - n_hold < 1 or split == "holdout" and n_hold < 1:
         raise ValueError(
-            f"{dataset.name!r} has {n} points: too few for a {split} split with holdout {config.holdout}"
+            f"{config.name!r} has {n} points: too few for a {split} split with holdout {config.holdout}"
         )
     # A generator of its own, so the split does not depend on how the data was drawn.
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + 1))
@@ -250,27 +261,166 @@ def _read_npy(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a numeric .npy array ({e})") from None
 
 
-def _read_csv(path: Path) -> np.ndarray:
-    text = path.read_text()
-    rows = [line for line in text.splitlines() if line.strip()]
-    if not rows:
-        raise ValueError(f"{path}: the file is empty")
-    parsed = []
-    for i, line in enumerate(rows):
-        try:
-            parsed.append([float(v) for v in line.split(",")])
-        except ValueError:
-            if i == 0:  # a header row
-                continue
-            raise ValueError(
-                f"{path}: line {i + 1} holds a non-numeric value: {line.strip()!r}"
-            ) from None
-    widths = {len(r) for r in parsed}
-    if len(widths) > 1:
+#: The user's own data files :func:`load_dataset` reads, as its messages list them.
+FILE_FORMATS = (
+    ".npy (a NumPy array), .pt (a torch tensor), .csv or .txt (numbers separated by "
+    "commas, semicolons, tabs or spaces), .tsv (numbers separated by tabs)"
+)
+
+# The separators of a text file, in the order a .csv or .txt is tried with them;
+# None is a run of spaces or tabs (np.savetxt's default).
+_DELIMITERS: dict[str | None, str] = {",": "comma", ";": "semicolon", "\t": "tab", None: "space"}
+
+# Header names under which a first column of counts 0..n-1 (or 1..n) is a row index
+# ("Unnamed: 0": pandas' name for an index read back and written again); an empty
+# name, as pandas' to_csv() and R's write.csv() write, is one whatever it holds.
+_INDEX_NAMES = {"index", "idx", "id", "row", "rownames", "unnamed: 0"}
+
+# Rows the delimiter of a .csv or .txt is guessed from: enough to see a pattern.
+_SNIFF_ROWS = 100
+
+
+def _text_lines(path: Path) -> list[tuple[int, str]]:
+    """The file's non-blank lines with their line numbers; ``#`` lines are comments
+    (np.savetxt writes its header as one)."""
+    try:
+        # utf-8-sig: spreadsheet programs start their UTF-8 exports with a byte-order mark.
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
         raise ValueError(
-            f"{path}: rows have different numbers of columns ({sorted(widths)}); the file is ragged"
+            f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            "save it as UTF-8 and try again"
+        ) from None
+    lines = [(i + 1, line) for i, line in enumerate(text.splitlines())]
+    return [(n, line) for n, line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _fields(lines: list[str], delimiter: str | None) -> list[list[str]]:
+    if delimiter is None:
+        return [line.split() for line in lines]
+    # The csv module, not str.split: it unquotes "1.5" and header names holding the delimiter.
+    return [[v.strip() for v in row] for row in csv.reader(lines, delimiter=delimiter)]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _sniff_delimiter(lines: list[str]) -> str | None:
+    """The delimiter that splits the rows (the first may be a header) into the same
+    number of numbers; failing that, the same number of fields; failing that, the first
+    one present, so that the errors point at the rows that differ."""
+    body = lines[1 : _SNIFF_ROWS + 1] or lines
+    splits = {d: _fields(body, d) for d in _DELIMITERS}
+    for d, rows in splits.items():
+        if len({len(r) for r in rows}) == 1 and len(rows[0]) > 1:
+            if all(_is_number(v) for r in rows for v in r):
+                return d
+    for d, rows in splits.items():
+        if len({len(r) for r in rows}) == 1 and len(rows[0]) > 1:
+            return d
+    return next((d for d, rows in splits.items() if any(len(r) > 1 for r in rows)), ",")
+
+
+def _counts_rows(column: np.ndarray) -> bool:
+    """Whether a column holds 0..n-1 or 1..n, as a row index does."""
+    n = len(column)
+    return n > 1 and any(np.array_equal(column, np.arange(n) + s) for s in (0, 1))
+
+
+def _read_table(path: Path, delimiter: str | None = "sniff") -> np.ndarray:
+    """A delimited text file as an ``N x D`` array: a header row (one holding a
+    non-number, or pandas' default names ``0,1,...``) is skipped, and a row-index column
+    (under an empty or index-like header name, or a nameless first column) is dropped
+    with a warning.
+
+    :param delimiter: the separator, ``None`` for runs of spaces or tabs, or ``"sniff"``
+        to take the one that splits the rows evenly (see :func:`_sniff_delimiter`).
+    """
+    numbered = _text_lines(path)
+    if not numbered:
+        raise ValueError(f"{path}: the file is empty (no data rows)")
+    if delimiter == "sniff":
+        delimiter = _sniff_delimiter([line for _, line in numbered])
+    how = (
+        f"read as {_DELIMITERS[delimiter]}-separated values; a data file holds numbers with "
+        "a '.' decimal point separated by commas, semicolons, tabs or spaces"
+    )
+    rows = _fields([line for _, line in numbered], delimiter)
+    line_numbers = [n for n, _ in numbered]
+    header = None
+    pandas_names = [str(i) for i in range(len(rows[0]))]
+    if not all(map(_is_number, rows[0])) or (len(rows[0]) > 1 and rows[0] == pandas_names):
+        header, rows, line_numbers = rows[0], rows[1:], line_numbers[1:]
+        if rows and header == pandas_names:
+            warnings.warn(
+                f"{path}: took the first row ({','.join(header)}) for pandas' default column "
+                "names, not data",
+                stacklevel=4,
+            )
+    if not rows:
+        raise ValueError(f"{path}: holds a header row but no data rows")
+    widths = [len(r) for r in rows]
+    if len(set(widths)) > 1:
+        odd = next(i for i, w in enumerate(widths) if w != widths[0])
+        raise ValueError(
+            f"{path}: rows have different numbers of columns ({sorted(set(widths))}; line "
+            f"{line_numbers[0]} has {widths[0]}, line {line_numbers[odd]} has {widths[odd]}); "
+            f"the file is ragged ({how})"
         )
-    return np.asarray(parsed, dtype=np.float64).reshape(len(parsed), -1)
+    width = widths[0]
+    first = [r[0] for r in rows]
+    # Row names: text, or the counts 0..n-1 or 1..n.
+    names_rows = not all(map(_is_number, first)) or _counts_rows(np.array(first, dtype=float))
+    index = None  # what the row-index column is, for the warning
+    if header is not None and len(header) == width - 1 and names_rows:
+        # R's write.table: a header one name short, over a column of row names.
+        index = "no name in the header row, over row names"
+    elif header is not None and len(header) != width:
+        raise ValueError(
+            f"{path}: the header row names {len(header)} columns but the rows hold {width} "
+            f"values ({how})"
+        )
+    elif header is not None and width > 1 and header[0] == "":
+        index = "an empty name in the header row, as pandas' to_csv() writes its index"
+    elif header is not None and width > 1 and header[0].lower() in _INDEX_NAMES:
+        if not names_rows:
+            warnings.warn(
+                f"{path}: the first column is named {header[0]!r} but does not count the "
+                "rows; it is kept as a feature (delete it if it is an index)",
+                stacklevel=4,
+            )
+        else:
+            index = f"named {header[0]!r}, over row names"
+    if index is not None:
+        rows = [r[1:] for r in rows]
+        width -= 1
+        warnings.warn(
+            f"{path}: dropped the first column ({index}) as a row index, not a feature; "
+            f"the data is the other {width} column(s)",
+            stacklevel=4,
+        )
+    values = []
+    for n, row in zip(line_numbers, rows, strict=True):
+        try:
+            values.append([float(v) for v in row])
+        except ValueError:
+            bad = next(v for v in row if not _is_number(v))
+            raise ValueError(
+                f"{path}: line {n} holds a non-numeric value {bad!r} ({how})"
+            ) from None
+    array = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    if header is None and array.shape[1] > 1 and _counts_rows(array[:, 0]):
+        warnings.warn(
+            f"{path}: the first column counts 0..n-1 (or 1..n) like a row index; it is kept "
+            "as a feature (delete it, or name it 'index' in a header row, if it is an index)",
+            stacklevel=4,
+        )
+    return array
 
 
 def _read_pt(path: Path) -> np.ndarray:
@@ -284,24 +434,66 @@ def _read_pt(path: Path) -> np.ndarray:
         raise ValueError(
             f"{path}: expected a tensor (or a dict with one tensor), got {type(obj).__name__}"
         )
+    if obj.dtype == torch.bfloat16:  # NumPy has no bfloat16; the data is float32 anyway
+        obj = obj.float()
     return obj.detach().cpu().numpy()
 
 
-_READERS = {".npy": _read_npy, ".csv": _read_csv, ".pt": _read_pt}
+_READERS: dict[str, Callable[[Path], np.ndarray]] = {
+    ".npy": _read_npy,
+    ".pt": _read_pt,
+    ".csv": _read_table,
+    ".txt": _read_table,
+    ".tsv": functools.partial(_read_table, delimiter="\t"),
+}
 
 
-def _load_array_file(path: Path) -> Dataset:
-    if not path.is_file():
-        raise ValueError(f"data file {path} does not exist")
+def _is_file_name(name: str) -> bool:
+    """Whether a data name that is not registered means a file: it has an extension or a
+    folder, or a file of that name exists."""
+    path = Path(name)
+    return bool(path.suffix) or len(path.parts) > 1 or path.exists()
+
+
+def read_array_file(path: str | os.PathLike, what: str = "data file") -> np.ndarray:
+    """The ``N x D`` array of real numbers in a file of one of :data:`FILE_FORMATS`.
+
+    :param path: the file.
+    :param str what: what the file is, for the error messages.
+    :returns: the array as read (NaN and inf are left to the caller).
+    :raises ValueError: naming the file: not a file, an unsupported format, missing,
+        empty, unreadable, not real numbers, or not a non-empty 2-D array.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{what} {path} is not a file")
+    reader = _READERS.get(path.suffix.lower())
+    # An extension no reader takes is refused whether or not the file exists; a name
+    # without one is a file only if it exists (otherwise it is reported missing below).
+    if reader is None and (path.suffix or path.exists()):
+        raise ValueError(
+            f"{path}: unsupported {what} format {path.suffix or '(no extension)'!r}; "
+            f"use {FILE_FORMATS}"
+        )
+    if not path.exists():
+        raise ValueError(f"{what} {path} does not exist")
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: the file is empty")
-    array = _READERS[path.suffix.lower()](path)
+    try:
+        array = reader(path)
+    except OSError as e:  # unreadable: permissions, a disk error
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise ValueError(f"{path}: expected real numbers, got dtype {array.dtype}")
     if array.ndim != 2:
         raise ValueError(f"{path}: expected an N x D array, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{path}: the array is empty (shape {array.shape})")
+    return array
+
+
+def _load_array_file(path: Path) -> Dataset:
+    array = read_array_file(path)
     x = torch.as_tensor(array, dtype=torch.float32)
     check_finite(x, str(path))
     return Dataset(path.stem, x, f"user file {path.resolve()}")

@@ -10,6 +10,11 @@ The discriminator's logit :math:`f(x)` estimates :math:`\log p_{data}(x)/p_g(x)`
   optimal discriminator :math:`L = 2\log 2 - 2\,JSD(p_{data}\,\|\,p_g)` (Goodfellow et
   al., 2014, theorem 1).
 
+Each comes with a 95% interval, ``<key>_interval``: the estimate :math:`\pm 1.96`
+standard errors of its sample means over the scored points. It is the sampling noise of
+those points given the trained discriminator; how far the discriminator is from optimal
+is not in it.
+
 They are the discriminator's view, not independent measurements: a discriminator that
 has fallen behind its generator underestimates all three, and ``jsd`` is negative when
 it does worse than chance. Compare them with the sample-based ``kl_forward`` and
@@ -36,6 +41,12 @@ from ..config import require_positive
 from ..models import pack_rows
 
 _CHUNK = 8192
+#: The standard normal's 97.5% quantile: 95% intervals.
+_Z95 = 1.959963984540054
+#: How the intervals are made, in words (``interval_method`` of ``metrics.json``).
+INTERVAL_METHOD = (
+    "mean +- 1.96 standard errors over the scored points, given the trained discriminator"
+)
 
 
 class Discriminating(Protocol):
@@ -69,7 +80,9 @@ def discriminator_estimates(
     :param int seed: seed of the shuffle before packing (unused with ``pack`` = 1).
     :raises ValueError: fewer points than one pack, or logits that are NaN or inf.
     :returns: ``{"disc_kl_forward": float, "disc_kl_reverse": float, "jsd": float}``, with
-        ``pack_jsd`` for ``jsd`` when ``pack`` > 1.
+        ``pack_jsd`` for ``jsd`` when ``pack`` > 1, and for each its 95% interval
+        ``<key>_interval``, ``[lo, hi]`` (see the module; ``None`` with one point or pack
+        on a side).
 
     Example::
 
@@ -85,12 +98,28 @@ def discriminator_estimates(
     real = _logits(gan, _packs(data, pack, gen, "data"), "data")
     fake = _logits(gan, _packs(generated, pack, gen, "generated"), "generated")
     # -log D = softplus(-f) and -log(1 - D) = softplus(f), stable for any logit.
-    loss = float(F.softplus(-real).mean() + F.softplus(fake).mean())
-    return {
-        "disc_kl_forward": float(real.mean()) / pack,
-        "disc_kl_reverse": float(-fake.mean()) / pack,
-        "jsd" if pack == 1 else "pack_jsd": math.log(2) - loss / 2,
+    loss_real, loss_fake = F.softplus(-real), F.softplus(fake)
+    jsd = "jsd" if pack == 1 else "pack_jsd"
+    # (estimate, its variance): sample means of independent points, so variances add.
+    estimates = {
+        "disc_kl_forward": (real.mean() / pack, _var_of_mean(real) / pack**2),
+        "disc_kl_reverse": (-fake.mean() / pack, _var_of_mean(fake) / pack**2),
+        jsd: (
+            math.log(2) - (loss_real.mean() + loss_fake.mean()) / 2,
+            (_var_of_mean(loss_real) + _var_of_mean(loss_fake)) / 4,
+        ),
     }
+    out = {}
+    for key, (value, var) in estimates.items():
+        value, half = float(value), _Z95 * math.sqrt(var)
+        out[key] = value
+        out[f"{key}_interval"] = [value - half, value + half] if math.isfinite(half) else None
+    return out
+
+
+def _var_of_mean(x: torch.Tensor) -> float:
+    """The variance of ``x.mean()`` (NaN for one value)."""
+    return float(x.var()) / len(x) if len(x) > 1 else math.nan
 
 
 def _packs(x: torch.Tensor, pack: int, gen: torch.Generator, what: str) -> torch.Tensor:

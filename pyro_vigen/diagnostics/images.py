@@ -76,7 +76,7 @@ from ..infer.checkpoint import atomic_save
 from ..nets import ConvEncoder
 from ..threads import torch_threads
 from .checks import Samples, as_point_pair, as_points, check_count
-from .kl import gaussian_fit_kl_both
+from .kl import gaussian_fit_kl_both, split_interval
 from .modes import label_coverage
 from .training import minibatch_descent
 
@@ -384,8 +384,10 @@ def feature_kl(real: Samples, fake: Samples) -> dict:
     :param fake: ``(m, D)`` features of samples.
     :raises ValueError: different dimensions, fewer than 2 points on a side, NaN/inf.
     :returns: ``kl_forward`` (:math:`KL(p_{data}\|p_{model})` of the fits),
-        ``kl_reverse``, ``kl_method`` (``"gaussian_features"``) and, where a value is
-        NaN, ``kl_note``.
+        ``kl_reverse``, ``kl_method`` (``"gaussian_features"``), their 95% intervals
+        ``kl_forward_interval`` and ``kl_reverse_interval``
+        (:func:`~pyro_vigen.diagnostics.kl.split_interval`; ``None`` where the value is
+        NaN) and, where a value is NaN, ``kl_note``.
 
     Example::
 
@@ -416,6 +418,10 @@ def feature_kl(real: Samples, fake: Samples) -> dict:
             if too_big
             else None
         )
+    estimate = (out["kl_forward"], out["kl_reverse"])
+    intervals = split_interval(gaussian_fit_kl_both, a, b, estimate) if not problems else [None] * 2
+    for key, interval in zip(("kl_forward", "kl_reverse"), intervals, strict=True):
+        out[f"{key}_interval"] = interval
     if note is not None:
         note = f"feature KL reported as NaN: {note}"
         warnings.warn(note, RuntimeWarning, stacklevel=2)

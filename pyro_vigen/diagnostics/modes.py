@@ -16,15 +16,22 @@ data, the counterpart of "near a centre": the classifier is confident of that cl
 (against the others and a class of junk images) and its features lie inside the
 data's k-NN manifold. Junk (blank, constant or noise images) is then no mode's sample,
 and captures nothing.
+
+Points whose modes the user knows (not a toy mixture) take the same definitions, with
+the user's centres and standard deviation: :func:`user_modes`, which ``pyro-vigen
+diagnose --centers FILE --std S`` uses.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
+import torch
 
 from ..config import require_positive
+from ..data.datasets import read_array_file
 from .checks import Samples, as_points
 
 _CHUNK = 65_536  # rows per distance computation: bounds memory at N x K x D
@@ -119,3 +126,87 @@ def label_coverage(labels: Samples, num_modes: int, high_quality: np.ndarray | N
         "mode_kl": mode_kl,
         "counts": [int(n) for n in counts],
     }
+
+
+def load_centers(path: str | os.PathLike) -> np.ndarray:
+    """Mode centres from a file: a ``K x D`` array in a format ``--data`` reads.
+
+    :param path: a file of the suffixes :func:`~pyro_vigen.data.load_dataset` reads
+        (``.npy``, ``.csv`` and the others), one centre per row.
+    :returns: the ``(K, D)`` centres as float64.
+    :raises ValueError: naming the file: missing, empty, unreadable, or not a finite
+        ``K x D`` array of real numbers.
+    """
+    array = read_array_file(path, "mode centres file")
+    return _checked_centers(array, str(path))
+
+
+def _checked_centers(centers: Samples, what: str) -> np.ndarray:
+    """``centers`` as a float64 ``(K, D)`` array, refused with ``what`` named unless finite."""
+    array = centers.detach().cpu().numpy() if isinstance(centers, torch.Tensor) else centers
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise ValueError(f"{what}: mode centres must be real numbers, got dtype {array.dtype}")
+    if array.ndim != 2 or 0 in array.shape:
+        raise ValueError(
+            f"{what}: expected a K x D array of mode centres (one per row), got shape {array.shape}"
+        )
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(
+            f"{what}: {int(bad.sum())} centre coordinate(s) are NaN or inf "
+            f"(first in centre {int(np.argwhere(bad)[0, 0])})"
+        )
+    return array.astype(np.float64)
+
+
+def user_modes(
+    centers: str | os.PathLike | Samples | None, std: float | None, data_shape: tuple[int, ...]
+) -> tuple[np.ndarray, float, str] | None:
+    """The known modes a user gives for :func:`mode_coverage`, checked against the data.
+
+    :func:`~pyro_vigen.diagnostics.diagnose` scores mode coverage with them exactly as
+    with a built-in mixture's: ``std`` is the per-axis standard deviation of each mode,
+    and a sample within ``3 * std`` of its nearest centre is high quality.
+
+    :param centers: a file (see :func:`load_centers`) or a ``(K, D)`` array of mode
+        centres; ``None`` for none.
+    :param float std: the modes' standard deviation; needed with ``centers``, and only
+        with them.
+    :param tuple data_shape: shape of one data point: ``(D,)``, the centres' dimension.
+    :returns: ``(centres, std, source)``, source a line saying where the centres come
+        from, for ``metrics.json``; ``None`` without ``centers``.
+    :raises ValueError: ``std`` without ``centers`` or ``centers`` without ``std``, a
+        ``std`` that is not a finite number > 0, a bad centres file, centres of another
+        dimension than the data, or image data (whose modes are classes).
+    """
+    if centers is None:
+        if std is not None:
+            raise ValueError(
+                "std (--std) is the spread of known mode centres; give their file with "
+                "centers (--centers) too"
+            )
+        return None
+    if std is None:
+        raise ValueError(
+            "centers (--centers) need std (--std), the modes' standard deviation, which "
+            "sets the high-quality radius (3 std)"
+        )
+    if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std):
+        raise ValueError(f"std (--std) must be a finite number > 0, got {std!r}")
+    require_positive("std (--std)", std)
+    if len(data_shape) != 1:
+        raise ValueError(
+            f"centers (--centers) apply to points; this data is images of shape {data_shape}, "
+            "whose modes are the classes of the feature classifier"
+        )
+    if isinstance(centers, (str, os.PathLike)):
+        array, source = load_centers(centers), str(centers)
+    else:
+        array, source = _checked_centers(centers, "centers"), "the centres given"
+    if array.shape[1] != data_shape[0]:
+        raise ValueError(
+            f"{source}: the mode centres have dimension {array.shape[1]} but the data "
+            f"has dimension {data_shape[0]}"
+        )
+    return array, float(std), f"{source} ({len(array)} centres, std {std:g})"

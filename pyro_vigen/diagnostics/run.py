@@ -48,10 +48,11 @@ from ..infer.vae_training import model_data
 from ..models import VAE
 from ..threads import torch_threads
 from .checks import as_points
+from .gan import INTERVAL_METHOD as DISC_INTERVAL_METHOD
 from .gan import discriminator_estimates
 from .images import classifier_key, dataset_digest, feature_classifier, image_metrics
-from .kl import kl_directions
-from .modes import mode_coverage
+from .kl import SPLIT_METHOD, kl_directions
+from .modes import mode_coverage, user_modes
 from .stacked import digit_labeller, stacked_modes
 from .vi_quality import vi_metrics
 
@@ -67,6 +68,40 @@ KL_PARTICLES = 100
 MAX_STORED = 2000
 
 
+def khat_warning(metrics: dict) -> str | None:
+    """The warning a VAE run needs where its k-hat passes 0.7 at some data points.
+
+    Above 0.7 the Pareto-smoothed importance sampling estimate at a point is unreliable
+    (Vehtari et al., *Pareto smoothed importance sampling*, JMLR 2024), as ArviZ and
+    ``loo`` warn for any such point. The importance-sampled log-density is the IWAE
+    bound's, and on the toy mixtures that of the ``mc`` KL estimates too.
+
+    :param dict metrics: a run's metrics (``khat_frac_over_0_7`` is read).
+    :returns: the warning in words, or ``None`` where no point passes 0.7 (or the run
+        has no k-hat: a GAN).
+
+    Example::
+
+        from pyro_vigen.diagnostics.run import khat_warning
+        khat_warning({"khat_frac_over_0_7": 0.93})
+        # 'k-hat above 0.7 for 93% of points: the importance-sampled log-density ...'
+    """
+    over = metrics.get("khat_frac_over_0_7")
+    if not over:
+        return None
+    share = f"{over:.0%}" if over >= 0.01 else f"{100 * over:.1g}%"
+    uses = (
+        "the IWAE bound and the KL estimates from it"
+        if str(metrics.get("kl_method", "")).startswith("mc")
+        else "the IWAE bound"
+    )
+    return (
+        f"k-hat above 0.7 for {share} of points: the importance-sampled log-density "
+        f"({uses}) is unreliable for this run (Pareto-smoothed importance sampling's "
+        "threshold, Vehtari et al.)"
+    )
+
+
 def diagnose(
     run_dir: str | os.PathLike,
     num_samples: int = 10_000,
@@ -76,21 +111,28 @@ def diagnose(
     kl_particles: int = KL_PARTICLES,
     cache_dir: str | os.PathLike | None = None,
     threads: int | None = None,
+    centers: str | os.PathLike | np.ndarray | torch.Tensor | None = None,
+    std: float | None = None,
 ) -> dict:
     """Measure a trained run and write ``metrics.json`` and ``diagnostics.nc`` into it.
 
     ``metrics.json`` has these keys: always ``kl_forward``,
-    ``kl_reverse``, ``kl_method``, ``num_samples``; on toy mixtures and on labelled
-    images (over the classes) ``num_modes``, ``modes_captured``, ``hq_fraction``,
-    ``mode_kl``; for images also ``precision``, ``recall``, ``density``, ``coverage``,
-    ``image_samples`` (``"decoder means"`` for a VAE, ``"samples"`` for a GAN),
+    ``kl_reverse``, ``kl_method``, ``num_samples``; on toy mixtures, on points with
+    ``centers`` given and on labelled images (over the classes) ``num_modes``,
+    ``modes_captured``, ``hq_fraction``, ``mode_kl`` (with ``centers``, also
+    ``mode_centers``: where they come from); for images also ``precision``,
+    ``recall``, ``density``, ``coverage``, ``image_samples`` (``"decoder means"`` for a
+    VAE, ``"samples"`` for a GAN),
     ``reference_data`` (name, size and digest of the images compared with),
     ``feature_classifier`` (:func:`~pyro_vigen.diagnostics.classifier_key`) and, where a
-    KL is NaN (null), ``kl_note`` saying why; for a VAE ``elbo``,
+    KL is NaN (null), ``kl_note`` saying why (also where the k-NN estimate dequantised
+    repeated values); for a VAE ``elbo``,
     ``iwae``, ``iwae_particles``, ``khat_mean``, ``khat_frac_over_0_7`` and, on toy
     mixtures, ``joint_kl``; for a GAN ``disc_kl_forward``, ``disc_kl_reverse``, ``jsd``
     (``pack_jsd``, the JSD of packs, for a packed GAN: see
-    :func:`~pyro_vigen.diagnostics.discriminator_estimates`).
+    :func:`~pyro_vigen.diagnostics.discriminator_estimates`). Each of the KL and JSD
+    estimates ``K`` has its 95% interval ``K_interval``, ``[lo, hi]`` (null where not
+    computable), and ``interval_method`` says how each was made.
 
     ``diagnostics.nc`` is an :class:`arviz.InferenceData` (read it with
     :func:`arviz.from_netcdf`) with the groups
@@ -116,9 +158,18 @@ def diagnose(
         default, one; see :mod:`pyro_vigen.threads`); the caller's setting is restored
         after. The classifiers that the estimates train always take one thread, so
         their results do not depend on it.
+    :param centers: known mode centres of the data, a file of ``K x D`` centres (as
+        :func:`~pyro_vigen.diagnostics.modes.load_centers` reads) or an array: mode
+        coverage is then scored against them, in place of a toy mixture's own centres,
+        by the same definition (:func:`~pyro_vigen.diagnostics.mode_coverage`). Points
+        only.
+    :param float std: the per-axis standard deviation of those modes, which sets the
+        high-quality radius (3 std) as a toy mixture's does; needed with ``centers``,
+        and only with them.
     :returns: the metrics written to ``metrics.json``.
     :raises ValueError: not a run directory, no or a bad checkpoint, an unknown model
-        kind, NaN/inf model samples.
+        kind, NaN/inf model samples, bad ``centers`` or ``std`` (see
+        :func:`~pyro_vigen.diagnostics.modes.user_modes`).
 
     Example::
 
@@ -139,11 +190,19 @@ def diagnose(
         _check_finite_parameters(model, run)
         data_config = DataConfig.from_dict(config["data"])
         dataset = load_dataset(data_config, split="all")
+        modes = user_modes(centers, std, dataset.shape)
         samples, drawn = _model_samples(model, dataset, num_samples, seed)
         as_points(samples, "model samples")
         data = _reference_data(dataset, model, num_samples, seed)
         metrics, attrs = _compare(
-            dataset, model, data, samples, seed=seed, kl_particles=kl_particles, cache_dir=cache_dir
+            dataset,
+            model,
+            data,
+            samples,
+            seed=seed,
+            kl_particles=kl_particles,
+            cache_dir=cache_dir,
+            modes=modes,
         )
         if dataset.is_image:
             metrics["image_samples"] = drawn
@@ -160,9 +219,10 @@ def diagnose(
             metrics.update(vi)
             groups.update(vi_groups)
         else:
-            metrics.update(
-                discriminator_estimates(model, data, samples, pack=model.config.pack, seed=seed)
-            )
+            disc = discriminator_estimates(model, data, samples, pack=model.config.pack, seed=seed)
+            metrics.update(disc)
+            names = ", ".join(k for k in disc if not k.endswith("_interval"))
+            metrics["interval_method"] += f"; {names}: {DISC_INTERVAL_METHOD}"
             groups["observed_data"] = _points_dataset("x", data[:MAX_STORED])
     attrs.update(kind=config["kind"], data=dataset.name, pyro_vigen=__version__)
     _write(run, metrics, groups, diag_vars, attrs)
@@ -212,9 +272,13 @@ def _model_view(dataset: Dataset, model) -> torch.Tensor:
 
 
 def _compare(
-    dataset: Dataset, model, data, samples, *, seed: int, kl_particles: int, cache_dir
+    dataset: Dataset, model, data, samples, *, seed: int, kl_particles: int, cache_dir, modes=None
 ) -> tuple[dict, dict]:
-    """KL in both directions and mode coverage: ``(metrics, extra nc attributes)``."""
+    """KL in both directions and mode coverage: ``(metrics, extra nc attributes)``.
+
+    ``modes``: the user's ``(centres, std, source)`` of :func:`user_modes`, which take
+    the place of a toy mixture's centres (points only).
+    """
     if dataset.stacked_from is not None:
         # Stacked digits are images: the image comparison (this call on the dataset
         # without its stacking), then the modes of the stacked-MNIST protocol in place
@@ -240,11 +304,15 @@ def _compare(
             f"{dataset.name}: {len(data)} images as loaded, sha256 {dataset_digest(dataset)}"
         )
         metrics["feature_classifier"] = classifier_key(dataset)
+        metrics["interval_method"] = f"kl_forward, kl_reverse: {SPLIT_METHOD}"
         return metrics, {}
     metrics: dict = {}
     attrs: dict = {}
     mixture = dataset.mixture
-    if mixture is not None:
+    if modes is not None:
+        centers, std, source = modes
+        metrics.update(mode_coverage(samples, centers, std), mode_centers=source)
+    elif mixture is not None:
         metrics.update(mode_coverage(samples, mixture.centers, mixture.std))
     if mixture is not None and isinstance(model, VAE):
         kl = kl_directions(
@@ -261,7 +329,16 @@ def _compare(
         }
     else:  # no model density (GAN) or no data density: from the samples alone
         kl = kl_directions(data, samples, seed=seed)
-    metrics.update(kl_forward=kl["forward"], kl_reverse=kl["reverse"], kl_method=kl["method"])
+    metrics.update(
+        kl_forward=kl["forward"],
+        kl_reverse=kl["reverse"],
+        kl_method=kl["method"],
+        kl_forward_interval=kl["forward_interval"],
+        kl_reverse_interval=kl["reverse_interval"],
+        interval_method=f"kl_forward, kl_reverse: {kl['interval_method']}",
+    )
+    if "note" in kl:
+        metrics["kl_note"] = kl["note"]
     return metrics, attrs
 
 

@@ -16,7 +16,14 @@ from ..threads import torch_threads
 from .discriminator_elbo import DiscriminatorELBO
 from .gan_jit import JitDiscriminatorELBO, JitGeneratorELBO
 from .generator_elbo import GENERATOR_LOSSES, GeneratorELBO, resolve_reg_weight
-from .loop import BatchSampler, check_lr_decay, fit, linear_decay
+from .loop import (
+    BatchSampler,
+    TensorBoardLog,
+    check_lr_decay,
+    fit,
+    linear_decay,
+    summary_writer_class,
+)
 from .module_svi import ModuleSVI
 from .vae_training import start_run
 
@@ -215,6 +222,7 @@ def train_gan(
     progress: bool = True,
     download: bool = False,
     threads: int | None = None,
+    tensorboard: str | os.PathLike | None = None,
 ) -> VariationalGAN:
     """Train a GAN and write its run directory.
 
@@ -242,6 +250,13 @@ def train_gan(
     :param int threads: torch's intra-op threads during the run (``None``: the library's
         default, one; see :mod:`pyro_vigen.threads`); the caller's setting is restored
         after. A runtime setting, not part of ``config.json``.
+    :param tensorboard: a folder for a TensorBoard log of the run
+        (:class:`~pyro_vigen.infer.loop.TensorBoardLog`): the columns of ``history.csv``
+        at every step, and at every checkpoint the generator's samples of fixed z, as a
+        grid of 64 (images) or 1000 over the data (points). A runtime setting, not part
+        of ``config.json``: training is the same with or without it. ``None``: no log.
+    :raises ~pyro_vigen.infer.loop.TensorBoardUnavailable: ``tensorboard`` asked for but
+        not installed.
 
     Example::
 
@@ -253,6 +268,8 @@ def train_gan(
     model = model or GANConfig()
     # Before the run folder is made: a bad pack leaves nothing behind.
     check_pack(model.pack, train.batch_size)
+    if tensorboard is not None:
+        summary_writer_class()
     with torch_threads(threads):
         device, dataset, model, run, resuming = start_run(
             "gan", out, data, train, model, resume, overwrite, download
@@ -261,6 +278,10 @@ def train_gan(
         x = dataset.x.to(device)
         iteration = GANIteration(gan, train)
         sampler = BatchSampler(x.shape[0], train.batch_size, train.seed)
+
+        def draw(num: int) -> torch.Tensor:
+            return gan.sample(num, generator=torch.Generator(device=device).manual_seed(train.seed))
+
         fit(
             run,
             kind="gan",
@@ -274,6 +295,7 @@ def train_gan(
             resume=resuming,
             progress=progress,
             lr_factor=linear_decay(train.steps, train.lr_decay),
+            tensorboard=None if tensorboard is None else TensorBoardLog(tensorboard, draw, x),
         )
         gen = torch.Generator(device=device).manual_seed(train.seed)
         run.save_samples(gan.sample(train.num_saved_samples, generator=gen), train.seed)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pyro
 import torch
 from torch import nn
@@ -75,6 +78,130 @@ class BatchSampler:
         self._pos = state["pos"]
 
 
+#: Model samples in each TensorBoard picture: a grid of images, or points over the data.
+TENSORBOARD_IMAGES = 64
+TENSORBOARD_POINTS = 1000
+
+
+class TensorBoardUnavailable(ImportError, ValueError):
+    """TensorBoard logging was asked for, but the ``tensorboard`` package is missing.
+
+    Also a :class:`ValueError`, so the command line reports it in one line, as it does
+    every setting it cannot honour.
+    """
+
+
+def summary_writer_class() -> type:
+    """:class:`torch.utils.tensorboard.SummaryWriter`, imported only when logging is asked for.
+
+    :raises TensorBoardUnavailable: ``tensorboard`` is not installed.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise TensorBoardUnavailable(
+            "TensorBoard logging (--tensorboard) needs the tensorboard package: "
+            "pip install tensorboard (or pip install 'pyro-vigen[tensorboard]')"
+        ) from None
+    return SummaryWriter
+
+
+class TensorBoardLog:
+    """A run's TensorBoard log: every metric at every step, the model's samples at checkpoints.
+
+    The scalars are ``train/<column>`` for each metric column of ``history.csv`` (a VAE's
+    ``loss``, the negative ELBO per point; a GAN's ``disc_loss``, ``gen_loss`` and
+    ``penalty``), the very values written there; each event carries its own wall time.
+    The image ``samples`` is drawn at every checkpoint and at the last step: a grid of
+    :data:`TENSORBOARD_IMAGES` images for image data, else a scatter plot of
+    :data:`TENSORBOARD_POINTS` samples (red) over as many data points (grey), in the
+    first two coordinates (a histogram for 1-D data), on axes fixed by the data so the
+    pictures compare across steps.
+
+    Logging leaves training untouched: ``draw`` must take its random numbers from its
+    own generator, never from torch's global one, so a run with logging computes what
+    one without it does, and resumes exactly.
+
+    :param log_dir: the folder of the event files (made if missing). A resumed run
+        appends to it, and TensorBoard hides the steps after the checkpoint that the
+        interrupted run had logged.
+    :param draw: ``draw(n)`` returns ``n`` model samples, shaped as the data; a fresh
+        generator with a fixed seed in each call draws the same z every time, so the
+        pictures show the model changing and not the noise.
+    :param data: the training data, a tensor of points ``(N, D)`` or images
+        ``(N, C, H, W)``.
+    :raises TensorBoardUnavailable: ``tensorboard`` is not installed.
+
+    Example::
+
+        log = TensorBoardLog("runs/tb", lambda n: vae.sample(n, generator=torch.Generator().manual_seed(0)), x)
+        fit(..., tensorboard=log)    # then: tensorboard --logdir runs/tb
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike,
+        draw: Callable[[int], torch.Tensor],
+        data: torch.Tensor,
+    ) -> None:
+        self._writer_class = summary_writer_class()
+        self.log_dir = Path(log_dir)
+        self.draw = draw
+        self.is_image = data.dim() == 4
+        self.data = data[:TENSORBOARD_POINTS].flatten(1).cpu()
+        self.writer = None
+
+    def open(self, start: int) -> TensorBoardLog:
+        """Start writing after step ``start`` (0 for a new run); close with ``with``."""
+        self.writer = self._writer_class(str(self.log_dir), purge_step=start + 1 if start else None)
+        return self
+
+    def __enter__(self) -> TensorBoardLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.close()
+
+    def scalars(self, step: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"train/{name}", value, step)
+
+    def checkpoint(self, step: int) -> None:
+        """Draw the samples' picture and flush, so the log holds what ``history.csv`` does."""
+        if self.is_image:
+            from torchvision.utils import make_grid
+
+            images = self.draw(TENSORBOARD_IMAGES).cpu().clamp(0, 1)
+            self.writer.add_image("samples", make_grid(images, nrow=8, pad_value=1.0), step)
+        else:
+            points = self.draw(TENSORBOARD_POINTS).flatten(1).cpu()
+            self.writer.add_image("samples", self._scatter(points), step, dataformats="HWC")
+        self.writer.flush()
+
+    def _scatter(self, points: torch.Tensor) -> np.ndarray:
+        """The samples over the data as an RGB array (Agg, without pyplot's global state)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4, 4), dpi=80)
+        ax = fig.add_subplot()
+        data, points = self.data.numpy(), points.numpy()
+        if points.shape[1] == 1:
+            bins = np.histogram_bin_edges(data[:, 0], bins=50)
+            ax.hist(data[:, 0], bins=bins, color="0.7", label="data")
+            ax.hist(points[:, 0], bins=bins, color="tab:red", alpha=0.6, label="model")
+        else:
+            lo, hi = data[:, :2].min(0), data[:, :2].max(0)
+            pad = np.where(hi > lo, 0.1 * (hi - lo), 1.0)  # a constant coordinate too
+            ax.scatter(data[:, 0], data[:, 1], s=2, color="0.7", label="data")
+            ax.scatter(points[:, 0], points[:, 1], s=2, color="tab:red", label="model")
+            ax.set(xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]))
+        ax.legend(loc="upper right", markerscale=4)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
 def fit(
     run: RunDir,
     *,
@@ -89,6 +216,7 @@ def fit(
     resume: bool,
     progress: bool = True,
     lr_factor: Callable[[int], float] | None = None,
+    tensorboard: TensorBoardLog | None = None,
 ) -> None:
     """Run ``step_fn`` for steps ``1..steps``, checkpointing every ``checkpoint_every``.
 
@@ -117,6 +245,8 @@ def fit(
     :param lr_factor: ``lr_factor(step)`` multiplies every optimiser's learning rate (as
         the optimisers were built) for that step, e.g. :func:`linear_decay`; a function of
         the step alone, so a resumed run follows the same schedule. ``None``: constant.
+    :param TensorBoardLog tensorboard: also log every step's metrics and, at every
+        checkpoint, the model's samples there; ``None``: no TensorBoard log.
     :raises TrainingDiverged: a metric became NaN or infinite.
 
     Example::
@@ -146,7 +276,8 @@ def fit(
     bar = tqdm(
         total=steps, initial=start, desc=f"train {kind}", disable=not progress, dynamic_ncols=True
     )
-    with bar:
+    log = contextlib.nullcontext() if tensorboard is None else tensorboard.open(start)
+    with bar, log:
         for step in range(start + 1, steps + 1):
             checks = (
                 contextlib.nullcontext() if step == start + 1 else pyro.validation_enabled(False)
@@ -168,6 +299,8 @@ def fit(
                 raise TrainingDiverged(f"{bad[0]} became {metrics[bad[0]]} at step {step}; {kept}")
             wall = wall0 + time.perf_counter() - t0
             history.append([step, *(metrics[c] for c in columns), round(wall, 4)])
+            if tensorboard is not None:
+                tensorboard.scalars(step, {c: metrics[c] for c in columns})
             if step % checkpoint_every == 0 or step == steps:
                 history.flush()
                 save_checkpoint(
@@ -181,6 +314,8 @@ def fit(
                     rng=rng_state(),
                 )
                 last_ckpt = step
+                if tensorboard is not None:
+                    tensorboard.checkpoint(step)
             if step % 50 == 0 or step == steps:
                 bar.set_postfix({c: f"{metrics[c]:.4g}" for c in columns[:2]}, refresh=False)
             bar.update()

@@ -17,7 +17,15 @@ from ..config import C, Config, require_positive
 from ..data import DataConfig, Dataset, load_dataset
 from ..models import VAE, VAEConfig
 from ..threads import torch_threads
-from .loop import BatchSampler, check_lr_decay, fit, linear_decay, resolve_device
+from .loop import (
+    BatchSampler,
+    TensorBoardLog,
+    check_lr_decay,
+    fit,
+    linear_decay,
+    resolve_device,
+    summary_writer_class,
+)
 from .module_svi import ModuleSVI
 from .run import RunDir
 
@@ -264,6 +272,7 @@ def train_vae(
     progress: bool = True,
     download: bool = False,
     threads: int | None = None,
+    tensorboard: str | os.PathLike | None = None,
 ) -> VAE:
     """Train a VAE and write its run directory.
 
@@ -293,6 +302,13 @@ def train_vae(
     :param int threads: torch's intra-op threads during the run (``None``: the library's
         default, one; see :mod:`pyro_vigen.threads`); the caller's setting is restored
         after. A runtime setting, not part of ``config.json``.
+    :param tensorboard: a folder for a TensorBoard log of the run
+        (:class:`~pyro_vigen.infer.loop.TensorBoardLog`): the loss at every step, and at
+        every checkpoint the decoder means of 64 fixed z as a grid (images) or 1000
+        samples over the data (points). A runtime setting, not part of ``config.json``:
+        training is the same with or without it. ``None``: no log.
+    :raises ~pyro_vigen.infer.loop.TensorBoardUnavailable: ``tensorboard`` asked for but
+        not installed.
 
     Example::
 
@@ -301,6 +317,8 @@ def train_vae(
         vae = train_vae("runs/vae", DataConfig("ring8"), VAETrainConfig(steps=200))
         samples = vae.sample(1000)     # (1000, 2); the run is in runs/vae
     """
+    if tensorboard is not None:
+        summary_writer_class()  # a missing package fails before the run folder is written
     with torch_threads(threads):
         device, dataset, model, run, resuming = start_run(
             "vae",
@@ -325,6 +343,11 @@ def train_vae(
             loss = svi.step(batch, num_data=num_data)
             return {"loss": loss / (n if num_data else batch.shape[0])}
 
+        def draw(num: int) -> torch.Tensor:
+            gen = torch.Generator(device=device).manual_seed(train.seed)
+            # Images show the decoder means, which are sharper than draws with pixel noise.
+            return vae.sample(num, generator=gen, noise=not dataset.is_image)
+
         fit(
             run,
             kind="vae",
@@ -338,6 +361,7 @@ def train_vae(
             resume=resuming,
             progress=progress,
             lr_factor=linear_decay(train.steps, train.lr_decay),
+            tensorboard=None if tensorboard is None else TensorBoardLog(tensorboard, draw, x),
         )
         gen = torch.Generator(device=device).manual_seed(train.seed)
         run.save_samples(vae.sample(train.num_saved_samples, generator=gen), train.seed)

@@ -7,6 +7,8 @@ import dataclasses
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.poutine.replay_messenger import ReplayMessenger
+from pyro.poutine.runtime import _PYRO_STACK
 from torch import nn
 
 from ..config import Config, require_positive
@@ -143,6 +145,21 @@ def pack_rows(x: torch.Tensor, pack: int) -> torch.Tensor:
     return x.reshape(n // pack, pack * x.shape[1], *x.shape[2:])
 
 
+def _replayed_against_drawn_labels() -> bool:
+    """Whether a handler replays the model against a trace in which ``y`` was drawn.
+
+    Stock ELBOs run a model so: the guide first, drawing the labels y at random, then
+    the model replayed against the guide's trace, site by site. The GAN's own
+    objectives never do: they run the model first, then the guide with y given.
+    """
+    for frame in _PYRO_STACK:
+        if isinstance(frame, ReplayMessenger) and frame.trace is not None:
+            site = frame.trace.nodes.get("y")
+            if site is not None and site["type"] == "sample" and not site["is_observed"]:
+                return True
+    return False
+
+
 class VariationalGAN(nn.Module):
     r"""The GAN written as variational inference over the label y (1 = real, 0 = generated).
 
@@ -166,6 +183,12 @@ class VariationalGAN(nn.Module):
         svi_g = SVI(gan.model, gan.guide, pyro.optim.Adam(adam), GeneratorELBO())
         svi_d.step(x_batch)
         svi_g.step(x_batch)
+
+    Stock ELBOs (:class:`~pyro.infer.Trace_ELBO` and the rest) have no meaning here:
+    they score every latent site of the model by its log-density, and the generated
+    points have none (:math:`p_g` is implicit), while the guide's y is no site of the
+    model. :meth:`model` refuses to run under one. :class:`pyro.infer.Predictive` on
+    ``model`` draws generated batches (see :meth:`model`).
 
     The generator's parameters are registered only by ``model`` and the discriminator's
     only by ``guide``, under ``<name>$$$generator.*`` and ``<name>$$$discriminator.*``
@@ -238,6 +261,14 @@ class VariationalGAN(nn.Module):
         """
         return self.discriminator(x).squeeze(-1)
 
+    def _check_batch(self, x: torch.Tensor | None, needs: str, hint: str = "") -> None:
+        """Refuse, with ``needs`` and ``hint`` around the shape, what is not a batch of points."""
+        shape = self.config.data_shape
+        if x is None or x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+            got = "None" if x is None else f"shape {tuple(x.shape)}"
+            batch = ", ".join(("N", *map(str, shape)))
+            raise ValueError(f"{needs} of shape ({batch}), got {got}{hint}")
+
     def model(self, x_real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:math:`p_\\theta(x|y)\\,p(y)`: the labelled batch of ``x_real`` and as many generated points.
 
@@ -245,11 +276,29 @@ class VariationalGAN(nn.Module):
         label equally often. Sample sites: ``z`` (and ``noise`` with ``obs_scale``), and
         the deterministic ``x_gen``, all in the plate ``generated``.
 
+        ``Predictive(gan.model, num_samples=S)(x_real)`` draws S such batches: ``z`` and
+        ``x_gen`` of shape ``(S, N, ...)``, N the rows of ``x_real``; draws of
+        :math:`p_g` alone come from :meth:`sample`. A guide given to ``Predictive``
+        changes nothing, y being no site of the model.
+
+        :param x_real: a batch of real points, shape ``(N, *data_shape)``.
         :returns: ``(x, y)``: ``x`` is ``x_real`` followed by the generated points, ``y``
             one label per pack of m = ``pack`` consecutive rows of ``x``: 1 for the
             packs of real points, 0 for the generated ones.
-        :raises ValueError: the rows of ``x_real`` do not split into packs.
+        :raises ValueError: ``x_real`` is missing or of another shape, its rows do not
+            split into packs, or a stock ELBO runs the model (see the class).
         """
+        if _replayed_against_drawn_labels():
+            raise ValueError(
+                "stock Pyro ELBOs such as Trace_ELBO cannot fit a VariationalGAN (its "
+                "generated points have no density to score); train it with "
+                "pyro_vigen.infer.DiscriminatorELBO and GeneratorELBO, one SVI each"
+            )
+        self._check_batch(
+            x_real,
+            "VariationalGAN.model needs a batch of real points x_real",
+            "; to draw from the generator alone, call gan.sample(n)",
+        )
         register_parts(self.name, self, ("generator",))
         n, m = x_real.shape[0], self.config.pack
         if n % m:
@@ -280,8 +329,10 @@ class VariationalGAN(nn.Module):
         with ``pack`` = 1 each row. The objectives run it on the model's labelled batch
         with ``y`` conditioned on the labels; called on its own it draws labels for ``x``.
 
-        :raises ValueError: the rows of ``x`` do not split into packs.
+        :raises ValueError: ``x`` is not a batch of points, or its rows do not split
+            into packs.
         """
+        self._check_batch(x, "VariationalGAN.guide needs a batch of points x")
         register_parts(self.name, self, ("discriminator",))
         logits = self.logits(self.packs(x))
         with pyro.plate("labelled", logits.shape[0]):

@@ -107,6 +107,9 @@ class VAE(nn.Module):
         svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), TraceMeanField_ELBO())
         svi.step(x_batch, num_data=len(x))
 
+    With ``x=None`` the model draws from the prior and the decoder instead (see
+    :meth:`model`), so that ``Predictive(vae.model, num_samples=S)(None)`` works.
+
     :param VAEConfig config: the architecture.
     :param str name: the Pyro name its parameters are registered under; unique by default,
         so two models in one process never share parameters.
@@ -167,23 +170,98 @@ class VAE(nn.Module):
         zeros = like.new_zeros((*batch_shape, self.config.latent_dim))
         return dist.Normal(zeros, torch.ones_like(zeros)).to_event(1)
 
-    def _plate(self, x: torch.Tensor, num_data: int | None) -> pyro.plate:
-        n = x.shape[0]
+    def _batch(self, x: torch.Tensor, batch_size: int | None) -> torch.Tensor:
+        """``x`` with its batch dimension: one point without it is a batch of one.
+
+        :raises ValueError: ``x`` is neither one point nor a batch of points, or
+            ``batch_size`` (which sizes draws without data) is given with it.
+        """
+        if batch_size is not None:
+            raise ValueError("batch_size only applies when x is None; a batch x has its own size")
+        shape = self.config.data_shape
+        batched = x.dim() == len(shape) + 1
+        # Sizes are traced values under torch.jit (JitTrace_ELBO), whose first run, not
+        # traced, has checked them already.
+        if not (batched or x.dim() == len(shape)) or (
+            not torch.jit.is_tracing() and tuple(x.shape[int(batched) :]) != shape
+        ):
+            batch = ", ".join(("N", *map(str, shape)))
+            raise ValueError(
+                f"x must be a batch of shape ({batch}) or one point of shape {shape}, "
+                f"got shape {tuple(x.shape)}"
+            )
+        return x if batched else x.unsqueeze(0)
+
+    def _plate(self, n: int, num_data: int | None, device: torch.device) -> pyro.plate:
         # The subsample indices are never used to index anything: they only tell the
         # plate the minibatch size, so that it scales log-likelihoods by num_data / n.
-        return pyro.plate("data", size=num_data or n, subsample=torch.arange(n, device=x.device))
+        return pyro.plate("data", size=num_data or n, subsample=torch.arange(n, device=device))
 
-    def model(self, x: torch.Tensor, num_data: int | None = None) -> None:
-        """:math:`p(z)\\,p_\\theta(x|z)` with ``x`` observed."""
+    def model(
+        self,
+        x: torch.Tensor | None = None,
+        num_data: int | None = None,
+        *,
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """:math:`p(z)\\,p_\\theta(x|z)`, with ``x`` observed or, when ``x`` is ``None``, drawn.
+
+        Without data the model generates, as Pyro models do with ``x=None``, so that
+        :class:`pyro.infer.Predictive` draws from the prior and the decoder::
+
+            draws = Predictive(vae.model, num_samples=1000)(None, batch_size=10)
+            draws["x"].shape    # (1000, 10, *data_shape); draws["z"]: (1000, 10, latent_dim)
+
+        With data and the guide, ``Predictive`` returns the observed ``x`` itself, as for
+        any Pyro model; draws of :math:`p_\\theta(x|z)`, :math:`z \\sim q_\\phi(z|x)`
+        (noisy reconstructions) come from the model with its observation removed::
+
+            recon = Predictive(poutine.uncondition(vae.model), guide=vae.guide, num_samples=10)(x)
+
+        :param x: a batch of shape ``(N, *data_shape)``, or one point of shape
+            ``data_shape``, which the model treats as a batch of one (its sites then
+            have a batch dimension of size 1); ``None`` to draw ``batch_size`` points.
+        :param int num_data: the size of the full data set (see the class); ``None``
+            takes the batch's size.
+        :param int batch_size: how many points to draw when ``x`` is ``None`` (default 1).
+        :returns: the batch: ``x`` (with its batch dimension) or the points drawn.
+        :raises ValueError: ``x`` of another shape, or ``batch_size`` given with ``x``.
+        """
         register_parts(self.name, self, self._model_parts)
-        with self._plate(x, num_data):
-            z = pyro.sample("z", self.prior(x.shape[:1], x))
-            pyro.sample("x", self.likelihood(z), obs=x)
+        if x is None:
+            n = 1 if batch_size is None else batch_size
+            require_positive("batch_size", n, integer=True)
+            like = next(self.parameters())
+        else:
+            x = like = self._batch(x, batch_size)
+            n = x.shape[0]
+        with self._plate(n, num_data, like.device):
+            z = pyro.sample("z", self.prior((n,), like))
+            return pyro.sample("x", self.likelihood(z), obs=x)
 
-    def guide(self, x: torch.Tensor, num_data: int | None = None) -> None:
-        """:math:`q_\\phi(z|x)`, the amortised Normal encoder."""
+    def guide(
+        self,
+        x: torch.Tensor | None = None,
+        num_data: int | None = None,
+        *,
+        batch_size: int | None = None,
+    ) -> None:
+        """:math:`q_\\phi(z|x)`, the amortised Normal encoder.
+
+        Takes the model's arguments, ``x`` as there (one point is a batch of one);
+        ``batch_size`` only so that the two share a signature, as stock inference needs.
+
+        :raises ValueError: ``x`` is ``None`` (:math:`q_\\phi(z|x)` needs data), of
+            another shape, or given with ``batch_size``.
+        """
+        if x is None:
+            raise ValueError(
+                "VAE.guide needs data x to encode; to draw from the prior, run the model "
+                "alone, e.g. Predictive(vae.model, num_samples=S)(None), or call vae.sample(n)"
+            )
         register_parts(self.name, self, ("encoder",))
-        with self._plate(x, num_data):
+        x = self._batch(x, batch_size)
+        with self._plate(x.shape[0], num_data, x.device):
             loc, scale = self.encode(x)
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 

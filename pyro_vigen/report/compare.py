@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..config import require_positive
 from ..data import DATASETS, DataConfig, load_dataset
 from ..infer.checkpoint import load_checkpoint
+from ..infer.loop import summary_writer_class
 from ..infer.run import METRICS, RunDir
 from ..threads import resolve_threads
 from .claims import check_claims
@@ -111,11 +112,13 @@ def _train_and_diagnose(
     out: str,
     num_samples: int,
     threads: int | None = None,
+    tensorboard: str | None = None,
 ) -> str:
     """One run, in a worker process: train (resuming a partial run), then diagnose.
 
     ``threads`` is torch's intra-op threads in this worker (``None``: the library's
-    default, one, which keeps the workers that share the cores from fighting).
+    default, one, which keeps the workers that share the cores from fighting);
+    ``tensorboard`` the run's TensorBoard folder (``None``: no log).
     """
     from ..diagnostics import diagnose
     from ..infer import GANTrainConfig, VAETrainConfig, train_gan, train_vae
@@ -130,6 +133,7 @@ def _train_and_diagnose(
             resume=resume,
             progress=False,
             threads=threads,
+            tensorboard=tensorboard,
         )
     else:
         train_gan(
@@ -139,6 +143,7 @@ def _train_and_diagnose(
             resume=resume,
             progress=False,
             threads=threads,
+            tensorboard=tensorboard,
         )
     diagnose(out, num_samples=num_samples, threads=threads)
     return out
@@ -155,6 +160,7 @@ def compare(
     workers: int | None = None,
     threads: int | None = None,
     progress: bool = True,
+    tensorboard: str | os.PathLike | None = None,
 ) -> Path:
     """Train and diagnose the four configurations for ``seeds`` seeds; write the report.
 
@@ -179,6 +185,10 @@ def compare(
     :param int threads: torch's intra-op threads per worker (``None``: the library's
         default, one; see :mod:`pyro_vigen.threads`).
     :param bool progress: show a progress bar.
+    :param tensorboard: a folder for the TensorBoard logs of the runs trained now, run
+        ``<name>/seed<i>`` in its subfolder of that name (see ``tensorboard`` of
+        :func:`~pyro_vigen.infer.train_vae`; finished runs are skipped, and log nothing).
+        A runtime setting: the runs are the same with or without it. ``None``: no logs.
 
     Example::
 
@@ -192,6 +202,8 @@ def compare(
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
     resolve_threads(threads)  # a bad count fails here, not in every worker
+    if tensorboard is not None:
+        summary_writer_class()  # and so does a missing tensorboard
     if data.name not in DATASETS and not Path(data.name).is_file():
         raise ValueError(
             f"unknown dataset {data.name!r}: use one of {', '.join(DATASETS)}, or a path to a data file"
@@ -220,8 +232,17 @@ def compare(
     failures = []
     workers = workers or min(2, os.cpu_count() or 1)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="compare", disable=not progress)
+
+    def log_dir(run: str) -> str | None:
+        return None if tensorboard is None else str(Path(tensorboard, Path(run).relative_to(out)))
+
     with bar, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_and_diagnose, *job, threads=threads): job for job in todo}
+        futures = {
+            pool.submit(
+                _train_and_diagnose, *job, threads=threads, tensorboard=log_dir(job[4])
+            ): job
+            for job in todo
+        }
         for future in as_completed(futures):
             try:
                 future.result()

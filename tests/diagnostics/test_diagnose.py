@@ -16,9 +16,11 @@ from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, load_run, train_gan
 from pyro_vigen.models import VAEConfig
 
 ALWAYS = {"kl_forward", "kl_reverse", "kl_method", "num_samples"}
+INTERVALS = {"kl_forward_interval", "kl_reverse_interval", "interval_method"}
 MODES = {"num_modes", "modes_captured", "hq_fraction", "mode_kl"}
 VAE_KEYS = {"elbo", "iwae", "iwae_particles", "khat_mean", "khat_frac_over_0_7"}
 GAN_KEYS = {"disc_kl_forward", "disc_kl_reverse", "jsd"}
+GAN_INTERVALS = {"disc_kl_forward_interval", "disc_kl_reverse_interval", "jsd_interval"}
 IMAGE_KEYS = {
     "precision",
     "recall",
@@ -82,12 +84,12 @@ def test_cli_diagnose_vae_ring8(runs, home, capsys):
     assert main(["diagnose", str(run), "--num-samples", "1000"]) == 0
     assert "metrics.json" in capsys.readouterr().out
     metrics = read_metrics(run)
-    assert set(metrics) == ALWAYS | MODES | VAE_KEYS | {"joint_kl"}
+    assert set(metrics) == ALWAYS | INTERVALS | MODES | VAE_KEYS | {"joint_kl"}
     assert metrics["num_samples"] == 1000 and metrics["num_modes"] == 8
     assert metrics["kl_method"].startswith("mc")
     assert metrics["iwae_particles"] == 1000
     assert metrics["elbo"] <= metrics["iwae"]
-    assert all(np.isfinite(v) for v in metrics.values() if not isinstance(v, str))
+    assert all(np.isfinite(v).all() for v in metrics.values() if not isinstance(v, str))
 
     idata = arviz.from_netcdf(run / "diagnostics.nc")
     for group in ("posterior", "sample_stats", "observed_data", "posterior_predictive"):
@@ -115,7 +117,7 @@ def test_cli_diagnose_gan_ring8(runs, home):
     run = runs / "gan"
     assert main(["diagnose", str(run), "--num-samples", "1000"]) == 0
     metrics = read_metrics(run)
-    assert set(metrics) == ALWAYS | MODES | GAN_KEYS
+    assert set(metrics) == ALWAYS | INTERVALS | MODES | GAN_KEYS | GAN_INTERVALS
     assert metrics["kl_method"] == "knn"
     idata = arviz.from_netcdf(run / "diagnostics.nc")
     assert "posterior" not in idata.groups()
@@ -128,7 +130,7 @@ def test_cli_diagnose_vae_digits(runs, home):
     assert main(["diagnose", str(run), "--num-samples", "500"]) == 0
     metrics = read_metrics(run)
     # kl_note only where a KL is null: a short run's decoder means may huddle.
-    assert set(metrics) - {"kl_note"} == ALWAYS | MODES | VAE_KEYS | IMAGE_KEYS
+    assert set(metrics) - {"kl_note"} == ALWAYS | INTERVALS | MODES | VAE_KEYS | IMAGE_KEYS
     assert ("kl_note" in metrics) == (None in (metrics["kl_forward"], metrics["kl_reverse"]))
     assert metrics["kl_method"] == "gaussian_features" and metrics["num_modes"] == 10
     for key in ("precision", "recall", "coverage", "hq_fraction"):
@@ -234,3 +236,119 @@ def test_nan_model_samples(runs, tmp_path, capsys):
 def test_bad_num_samples(runs, capsys):
     assert main(["diagnose", str(runs / "gan"), "--num-samples", "0"]) == 2
     assert "num_samples must be positive" in capsys.readouterr().err
+
+
+# Known modes of a user's own data: three centres, per-axis std 0.2, so a sample is
+# high quality within 3 * 0.2 = 0.6 of its nearest centre.
+CENTERS = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+CENTER_STD = 0.2
+
+
+@pytest.fixture(scope="module")
+def three_modes(tmp_path_factory, one_thread):
+    """A short VAE run on a user file around CENTERS, and the file of centres."""
+    root = tmp_path_factory.mktemp("three_modes")
+    rng = np.random.default_rng(0)
+    x = CENTERS[np.arange(300) % 3] + CENTER_STD * rng.standard_normal((300, 2))
+    np.save(root / "points.npy", x.astype(np.float32))
+    np.save(root / "centers.npy", CENTERS)
+    short = {"steps": 20, "checkpoint_every": 20, "num_saved_samples": 100, "batch_size": 64}
+    train_vae(
+        root / "run", DataConfig(str(root / "points.npy")), VAETrainConfig(**short), progress=False
+    )
+    return root
+
+
+def around(center, radius, n, rng):
+    """n points at distance ``radius`` (an array of n, or one number) from ``center``."""
+    angle = rng.uniform(0, 2 * np.pi, n)
+    return center + np.asarray(radius)[..., None] * np.stack([np.cos(angle), np.sin(angle)], 1)
+
+
+def test_cli_diagnose_scores_modes_against_the_users_centres(three_modes, monkeypatch, capsys):
+    rng = np.random.default_rng(1)
+    samples = np.concatenate(
+        [
+            around(CENTERS[0], rng.uniform(0, 0.55, 500), 500, rng),  # high quality, mode 0
+            around(CENTERS[1], rng.uniform(0, 0.55, 250), 250, rng),  # high quality, mode 1
+            around(CENTERS[2], 0.7, 150, rng),  # nearest mode 2, but beyond 3 std
+            10.0 + rng.uniform(0, 1, (100, 2)),  # far from every mode
+        ]
+    )
+    monkeypatch.setattr(
+        run_module,
+        "_model_samples",
+        lambda *args: (torch.as_tensor(samples, dtype=torch.float32), "samples"),
+    )
+    run, centers = three_modes / "run", three_modes / "centers.npy"
+    argv = ["diagnose", str(run), "--num-samples", "1000", "--centers", str(centers)]
+    assert main([*argv, "--std", str(CENTER_STD)]) == 0
+    assert "modes_captured       2" in capsys.readouterr().out
+    metrics = read_metrics(run)
+    assert metrics["num_modes"] == 3 and metrics["modes_captured"] == 2
+    # 500 + 250 of the 1000 samples lie within 0.6 of a centre.
+    assert metrics["hq_fraction"] == pytest.approx(0.75)
+    # h = (2/3, 1/3, 0) against uniform thirds: 2/3 log 2 + 1/3 log 1.
+    assert metrics["mode_kl"] == pytest.approx(2 / 3 * np.log(2))
+    assert metrics["mode_centers"] == f"{centers} (3 centres, std 0.2)"
+    diag = arviz.from_netcdf(run / "diagnostics.nc")["diagnostics"]
+    assert list(diag["mode_counts"].values) == [500, 250, 0]
+
+
+def error_line(capsys):
+    """The one error line of the CLI's stderr (which may also hold a progress display)."""
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    return line
+
+
+def write_centers(tmp_path, name, array):
+    path = tmp_path / name
+    if name.endswith(".npy"):
+        np.save(path, array)
+    else:
+        np.savetxt(path, array, delimiter=",")
+    return path
+
+
+BAD_CENTRES = {
+    "wrong dimension": (
+        "c3.npy",
+        np.zeros((3, 3)),
+        "0.2",
+        "{path}: the mode centres have dimension 3 but the data has dimension 2",
+    ),
+    "nan in npy": (
+        "nan.npy",
+        np.array([[0.0, np.nan], [1.0, 1.0]]),
+        "0.2",
+        "{path}: 1 centre coordinate(s) are NaN or inf (first in centre 0)",
+    ),
+    "inf in csv": (
+        "inf.csv",
+        np.array([[2.0, 0.0], [5.0, np.inf]]),
+        "0.2",
+        "{path}: 1 centre coordinate(s) are NaN or inf (first in centre 1)",
+    ),
+    "not K x D": ("flat.npy", np.zeros(2), "0.2", "{path}: expected an N x D array"),
+    "std 0": ("ok.npy", CENTERS, "0", "std (--std) must be positive, got 0.0"),
+    "std < 0": ("ok.npy", CENTERS, "-1", "std (--std) must be positive, got -1.0"),
+    "std nan": ("ok.npy", CENTERS, "nan", "std (--std) must be a finite number > 0, got nan"),
+    "no std": ("ok.npy", CENTERS, None, "centers (--centers) need std (--std)"),
+}
+
+
+@pytest.mark.parametrize("name, array, std, message", BAD_CENTRES.values(), ids=BAD_CENTRES)
+def test_cli_diagnose_refuses_bad_centres(three_modes, tmp_path, capsys, name, array, std, message):
+    path = write_centers(tmp_path, name, array)
+    argv = ["diagnose", str(three_modes / "run"), "--centers", str(path)]
+    assert main(argv + ([] if std is None else ["--std", std])) == 2
+    assert message.format(path=path) in error_line(capsys)
+
+
+def test_cli_diagnose_refuses_std_without_centres_and_a_missing_file(three_modes, tmp_path, capsys):
+    run = str(three_modes / "run")
+    assert main(["diagnose", run, "--std", "0.2"]) == 2
+    assert "std (--std) is the spread of known mode centres" in error_line(capsys)
+    missing = tmp_path / "missing.npy"
+    assert main(["diagnose", run, "--centers", str(missing), "--std", "0.2"]) == 2
+    assert f"mode centres file {missing} does not exist" in error_line(capsys)

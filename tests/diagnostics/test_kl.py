@@ -10,6 +10,7 @@ from pyro_vigen.data import ring8
 from pyro_vigen.diagnostics import (
     classifier_kl,
     classifier_kl_both,
+    discriminator_estimates,
     gaussian_fit_kl_both,
     gaussian_kl,
     kl_directions,
@@ -139,15 +140,21 @@ def test_knn_kl_same_distribution_is_near_zero():
 
 
 def test_knn_kl_is_invariant_to_each_axis_units():
-    # The rank transform makes it so: a monotone map of one coordinate of both sets
-    # changes nothing.
+    # The rank transform makes the plain estimate so: a monotone map of one coordinate of
+    # both sets changes nothing. The bias correction, from the samples' moments, is
+    # invariant to each axis' units and origin.
     m0, c0, m1, c1 = PAIRS_2D["shift+shape"]
     p, q = draw(m0, c0, 3000, 5), draw(m1, c1, 3000, 6)
 
     def warp(x):
         return np.c_[1000 * x[:, 0], np.exp(x[:, 1])]
 
-    assert knn_kl(warp(p), warp(q)) == pytest.approx(knn_kl(p, q), rel=1e-12)
+    def units(x):
+        return np.c_[1000 * x[:, 0] - 3, 0.01 * x[:, 1] + 7]
+
+    plain = knn_kl(p, q, bias_correction=False)
+    assert knn_kl(warp(p), warp(q), bias_correction=False) == pytest.approx(plain, rel=1e-12)
+    assert knn_kl(units(p), units(q)) == pytest.approx(knn_kl(p, q), rel=1e-9)
 
 
 def test_knn_kl_with_many_duplicates_is_finite():
@@ -155,15 +162,17 @@ def test_knn_kl_with_many_duplicates_is_finite():
     base = rng.normal(size=(50, 2))
     p = base[rng.integers(0, 50, size=5000)]  # every point repeated ~100 times
     q = np.r_[base[rng.integers(0, 50, size=2000)], rng.normal(size=(2000, 2))]
-    values = [
-        *knn_kl_both(p, q),
-        *knn_kl_both(p, p.copy()),
-        *knn_kl_both(p, rng.normal(size=(3000, 2))),
-    ]
+    with pytest.warns(UserWarning, match="dequantised"):
+        values = [
+            *knn_kl_both(p, q),
+            *knn_kl_both(p, p.copy()),
+            *knn_kl_both(p, rng.normal(size=(3000, 2))),
+        ]
     assert all(np.isfinite(v) for v in values)
-    assert knn_kl_both(p, p.copy()) == pytest.approx((0.0, 0.0), abs=1e-3)
+    # Repeated points are dequantised (independent noise on each side): near 0, not 0.
+    assert values[2:4] == pytest.approx((0.0, 0.0), abs=0.05)
     # P is discrete and Q continuous: the true KL is infinite, the estimate large.
-    assert knn_kl(p, rng.normal(size=(3000, 2))) > 3
+    assert values[4] > 3
 
 
 # --- classifier --------------------------------------------------------------------------
@@ -265,3 +274,133 @@ def test_kl_directions_bad_method_and_missing_densities():
 def test_empty_samples_are_rejected():
     with pytest.raises(ValueError, match="no samples"):
         knn_kl(np.zeros((0, 2)), np.zeros((10, 2)))
+
+
+# The k-NN estimator's corrections (quantised data, unequal spread) and the intervals of
+# the KL estimates.
+
+
+def pair(m0, c0, m1, c1, n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.multivariate_normal(m0, c0, size=n), rng.multivariate_normal(m1, c1, size=n)
+
+
+MODEL = ([0.4, -0.3], [[1.3, 0.2], [0.2, 0.9]])
+
+
+@pytest.mark.parametrize("both_rounded", [False, True])
+def test_knn_kl_on_data_rounded_to_one_decimal(both_rounded):
+    # 20,000 standard normal points rounded to 0.1: about 17,400 repeat another point.
+    # The KL of the continuous Gaussians is the target (rounding at 0.1 barely changes it).
+    forward, reverse = hand_kl([0, 0], np.eye(2), *MODEL), hand_kl(*MODEL, [0, 0], np.eye(2))
+    for seed in range(3):
+        data, model = pair([0, 0], np.eye(2), *MODEL, 20_000, seed)
+        data = np.round(data, 1)
+        assert len(np.unique(data, axis=0)) < 3000
+        if both_rounded:
+            model = np.round(model, 1)
+        with pytest.warns(
+            UserWarning, match=r"dequantised by uniform noise of widths \[0.1, 0.1\]"
+        ):
+            f, r = knn_kl_both(data, model)
+        assert abs(f - forward) < 0.03
+        assert abs(r - reverse) < 0.03
+
+
+def test_kl_directions_notes_the_dequantisation():
+    data, model = pair([0, 0], np.eye(2), *MODEL, 2000, 0)
+    with pytest.warns(UserWarning, match="dequantised"):
+        out = kl_directions(np.round(data, 1), model)
+    assert "0.1" in out["note"]
+    assert "note" not in kl_directions(data, model)
+
+
+# One side wider, along one axis or both (variance ratio r).
+WIDER = {f"axis ratio {r}": np.diag([r, 1.0]) for r in (1.5, 2.0, 3.0)}
+WIDER["both axes ratio 2"] = 2 * np.eye(2)
+
+
+@pytest.mark.parametrize("wider", ["P", "Q"])
+def test_knn_kl_unequal_spread_within_0_03_nats(wider):
+    # The plain estimator is 0.08-0.09 nats low on KL(wide || narrow) at ratio 3.
+    for name, cov in WIDER.items():
+        m0, c0, m1, c1 = np.zeros(2), np.eye(2), np.zeros(2), cov
+        if wider == "P":
+            c0, c1 = c1, c0
+        forward, reverse = hand_kl(m0, c0, m1, c1), hand_kl(m1, c1, m0, c0)
+        errors = []
+        for seed in range(3):
+            f, r = knn_kl_both(*pair(m0, c0, m1, c1, 20_000, seed))
+            errors.append((f - forward, r - reverse))
+        errors = np.array(errors)
+        assert np.all(np.abs(errors) < 0.04), name
+        assert np.all(np.abs(errors.mean(0)) < 0.02), name
+
+
+def test_knn_kl_bias_correction_can_be_turned_off():
+    p, q = pair(np.zeros(2), np.eye(2), np.zeros(2), np.diag([3.0, 1.0]), 20_000, 0)
+    wide_narrow = hand_kl(np.zeros(2), np.diag([3.0, 1.0]), np.zeros(2), np.eye(2))
+    assert knn_kl_both(p, q, bias_correction=False)[1] < wide_narrow - 0.05
+
+
+def test_kl_intervals_cover_the_closed_form_and_narrow_with_more_samples():
+    m0, c0, m1, c1 = [0, 0], np.eye(2), [0.5, -0.5], [[1.5, 0.3], [0.3, 0.8]]
+    forward, reverse = hand_kl(m0, c0, m1, c1), hand_kl(m1, c1, m0, c0)
+    covered, widths = 0, {}
+    for n in (2000, 8000):
+        for seed in range(5):
+            out = kl_directions(*pair(m0, c0, m1, c1, n, seed), seed=seed)
+            assert out["method"] == "knn" and "splits" in out["interval_method"]
+            for (lo, hi), exact in (
+                (out["forward_interval"], forward),
+                (out["reverse_interval"], reverse),
+            ):
+                assert lo < out["forward" if exact == forward else "reverse"] < hi
+                covered += n == 8000 and lo <= exact <= hi
+                widths.setdefault(n, []).append(hi - lo)
+    assert covered >= 8  # of 10
+    # Variance about 1/n: a quarter of the samples, about twice the width.
+    assert 1.4 < np.median(widths[2000]) / np.median(widths[8000]) < 2.8
+
+
+def test_mc_kl_interval_is_its_standard_error():
+    p = torch.distributions.MultivariateNormal(torch.zeros(2), torch.eye(2))
+    q = torch.distributions.MultivariateNormal(torch.tensor([0.5, 0.0]), 2 * torch.eye(2))
+    torch.manual_seed(0)
+    out = kl_directions(
+        p.sample((5000,)), q.sample((5000,)), data_log_prob=p.log_prob, model_log_prob=q.log_prob
+    )
+    lo, hi = out["forward_interval"]
+    assert (hi - lo) / 2 == pytest.approx(1.96 * out["forward_stderr"], rel=1e-3)
+    assert lo < hand_kl([0, 0], np.eye(2), [0.5, 0], 2 * np.eye(2)) < hi
+
+
+class ExactLogit:
+    """A discriminator whose logit is the exact log p_data/p_g of two Gaussians."""
+
+    def __init__(self, data, gen):
+        self.data, self.gen = data, gen
+
+    def logits(self, x):
+        return self.data.log_prob(x) - self.gen.log_prob(x)
+
+
+def test_discriminator_intervals_cover_the_exact_values():
+    data = torch.distributions.MultivariateNormal(torch.zeros(2), torch.eye(2))
+    gen = torch.distributions.MultivariateNormal(torch.tensor([0.6, 0.0]), 1.5 * torch.eye(2))
+    forward = hand_kl([0, 0], np.eye(2), [0.6, 0], 1.5 * np.eye(2))
+    reverse = hand_kl([0.6, 0], 1.5 * np.eye(2), [0, 0], np.eye(2))
+    covered = 0
+    for seed in range(5):
+        torch.manual_seed(seed)
+        x, y = data.sample((4000,)), gen.sample((4000,))
+        est = discriminator_estimates(ExactLogit(data, gen), x, y)
+        for key, exact in (("disc_kl_forward", forward), ("disc_kl_reverse", reverse)):
+            lo, hi = est[f"{key}_interval"]
+            covered += lo <= exact <= hi
+        lo, hi = est["jsd_interval"]
+        assert lo < est["jsd"] < hi and hi - lo < 0.02
+    assert covered >= 8  # of 10
+    small = discriminator_estimates(ExactLogit(data, gen), x[:400], y[:400])
+    assert np.diff(small["disc_kl_forward_interval"]) > 2 * np.diff(est["disc_kl_forward_interval"])
+    assert math.isfinite(small["jsd"])

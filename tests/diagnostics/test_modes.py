@@ -6,6 +6,7 @@ import torch
 
 from pyro_vigen.data import ring8
 from pyro_vigen.diagnostics import label_coverage, mode_coverage
+from pyro_vigen.diagnostics.modes import load_centers, user_modes
 
 
 def ring_samples(modes, n, seed=0):
@@ -89,3 +90,40 @@ def test_bad_input():
         mode_coverage(torch.zeros(10, 2), mixture.centers, 0.0)
     with pytest.raises(ValueError, match="labels must lie"):
         label_coverage(np.array([0, 5]), 3)
+
+
+def test_user_modes_read_a_csv_with_a_header(tmp_path):
+    path = tmp_path / "centres.csv"
+    path.write_text("x,y\n2,0\n-2,0.5\n")
+    centers, std, source = user_modes(path, 0.25, data_shape=(2,))
+    np.testing.assert_array_equal(centers, [[2.0, 0.0], [-2.0, 0.5]])
+    assert std == 0.25 and source == f"{path} (2 centres, std 0.25)"
+    assert user_modes(None, None, data_shape=(2,)) is None
+
+
+def test_user_modes_score_as_the_built_in_mixtures():
+    mixture = ring8()
+    samples = ring_samples([0, 3, 5], 3000)
+    centers, std, _ = user_modes(mixture.centers.numpy(), mixture.std, data_shape=(2,))
+    assert mode_coverage(samples, centers, std) == mode_coverage(
+        samples, mixture.centers, mixture.std
+    )
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("c.json", "[]", r"unsupported mode centres file format '\.json'; use .*\.npy"),
+        ("empty.csv", "", "the file is empty"),
+    ],
+)
+def test_load_centers_refuses_what_it_cannot_read(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_centers(path)
+
+
+def test_user_modes_refuse_images():
+    with pytest.raises(ValueError, match=r"centers \(--centers\) apply to points; this data is"):
+        user_modes(np.zeros((3, 64)), 0.1, data_shape=(1, 8, 8))

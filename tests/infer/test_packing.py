@@ -147,7 +147,8 @@ def test_packed_discriminator_estimates_are_per_point_kls_and_a_pack_jsd(pack):
     data = torch.randn(100_001, 1, generator=gen).sort(0).values  # sorted: shuffled first
     fake = 1.0 + torch.randn(100_000, 1, generator=gen)
     out = discriminator_estimates(PackedOptimalDiscriminator(pack), data, fake, pack=pack)
-    assert set(out) == {"disc_kl_forward", "disc_kl_reverse", "pack_jsd"}
+    keys = {"disc_kl_forward", "disc_kl_reverse", "pack_jsd"}
+    assert set(out) == keys | {f"{k}_interval" for k in keys}
     # Per point: KL between unit Gaussians one apart is 1/2 both ways.
     assert out["disc_kl_forward"] == pytest.approx(0.5, abs=0.02)
     assert out["disc_kl_reverse"] == pytest.approx(0.5, abs=0.02)

@@ -2,7 +2,14 @@ import pyro
 import pytest
 import torch
 from pyro import poutine
-from pyro.infer import SVI
+from pyro.infer import (
+    SVI,
+    JitTrace_ELBO,
+    Predictive,
+    Trace_ELBO,
+    TraceGraph_ELBO,
+    TraceMeanField_ELBO,
+)
 
 from pyro_vigen.infer import DiscriminatorELBO, GeneratorELBO
 from pyro_vigen.models import GANConfig, VariationalGAN
@@ -229,3 +236,41 @@ def test_sample_runs_the_generator_in_eval_mode():
 def test_bad_protocol_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GANConfig(**{"data_shape": (2,), **kwargs})
+
+
+STOCK_ELBO = r"stock Pyro ELBOs such as Trace_ELBO cannot fit a VariationalGAN .*DiscriminatorELBO and GeneratorELBO"
+
+
+@pytest.mark.parametrize("elbo", [Trace_ELBO, TraceGraph_ELBO, TraceMeanField_ELBO, JitTrace_ELBO])
+def test_stock_elbos_refuse_the_gan(elbo):
+    gan, x = points_gan(), torch.randn(8, 2)
+    with pytest.raises(ValueError, match=STOCK_ELBO):
+        elbo().loss(gan.model, gan.guide, x)
+    svi = SVI(gan.model, gan.guide, pyro.optim.Adam({"lr": 1e-3}), elbo())
+    with pytest.raises(ValueError, match=STOCK_ELBO):
+        svi.step(x)
+
+
+@pytest.mark.parametrize(
+    "x_real, got",
+    [
+        (None, "got None"),
+        (torch.randn(6, 3), r"got shape \(6, 3\)"),
+        (torch.randn(2), r"got shape \(2,\)"),
+    ],
+)
+def test_model_needs_a_batch_of_real_points(x_real, got):
+    gan = points_gan()
+    message = rf"needs a batch of real points x_real of shape \(N, 2\), {got}; .*gan\.sample\(n\)"
+    with pytest.raises(ValueError, match=message):
+        gan.model(x_real)
+    with pytest.raises(ValueError, match=message):
+        Predictive(gan.model, num_samples=3)(x_real)
+
+
+@pytest.mark.parametrize("x, got", [(None, "got None"), (torch.randn(4, 3), r"got shape \(4, 3\)")])
+def test_guide_needs_a_batch_of_points(x, got):
+    with pytest.raises(
+        ValueError, match=rf"guide needs a batch of points x of shape \(N, 2\), {got}"
+    ):
+        points_gan().guide(x)

@@ -4,7 +4,14 @@ import math
 import pyro
 import pytest
 import torch
-from pyro.infer import SVI, JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import (
+    SVI,
+    JitTrace_ELBO,
+    Predictive,
+    RenyiELBO,
+    Trace_ELBO,
+    TraceMeanField_ELBO,
+)
 from torch import nn
 
 from pyro_vigen.cli import build_parser
@@ -265,3 +272,72 @@ def test_discretized_logistic_log_prob_is_finite_in_the_tails():
     x, w = 0.5, 1.0 / 255
     density = math.exp(-x) / (1 + math.exp(-x)) ** 2
     assert far.log_prob(torch.tensor([x])).item() == pytest.approx(math.log(density * w), rel=1e-3)
+
+
+def test_predictive_without_data_draws_from_the_prior_and_the_decoder():
+    # A linear decoder makes p(x) exact: z ~ N(0, I), x = W z + b + s eps is
+    # N(b, W W^T + s^2 I), independent of how the model draws it.
+    vae = VAE(VAEConfig(data_shape=(2,), hidden=(), latent_dim=3, scale=0.3))
+    (linear,) = vae.decoder
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, -0.5, 0.2], [0.3, 0.8, -1.2]]))
+        linear.bias.copy_(torch.tensor([2.0, -1.0]))
+    num_samples = 20_000
+    draws = Predictive(vae.model, num_samples=num_samples)(None)
+    assert draws["x"].shape == (num_samples, 1, 2)
+    assert draws["z"].shape == (num_samples, 1, 3)
+    x = draws["x"][:, 0].double()
+    w, b = linear.weight.detach().double(), linear.bias.detach().double()
+    cov = w @ w.T + 0.3**2 * torch.eye(2, dtype=torch.float64)
+    stderr = (cov.diagonal() / num_samples).sqrt()
+    assert ((x.mean(0) - b).abs() < 4 * stderr).all()
+    # The sample covariance's relative error is about sqrt(2 / S) = 1%.
+    assert torch.allclose(torch.cov(x.T), cov, rtol=0.05, atol=0.02)
+
+
+@pytest.mark.parametrize("shape", [(2,), (1, 8, 8)])
+def test_predictive_without_data_takes_a_batch_size(shape):
+    vae = VAE(VAEConfig(data_shape=shape, hidden=(8,), latent_dim=3))
+    draws = Predictive(vae.model, num_samples=4)(None, batch_size=5)
+    assert draws["x"].shape == (4, 5, *shape)
+    assert draws["z"].shape == (4, 5, 3)
+    assert vae.model(None, batch_size=5).shape == (5, *shape)
+
+
+def test_one_point_without_batch_dimension_is_a_batch_of_one():
+    vae = points_vae()
+    x0 = torch.tensor([0.7, -1.3])
+    trace = pyro.poutine.trace(vae.model).get_trace(x0)
+    trace.compute_log_prob()
+    z = trace.nodes["z"]["value"]
+    assert z.shape == (1, 2) and trace.nodes["x"]["value"].shape == (1, 2)
+    # log N(x0; decoder(z), s^2) and log N(z; 0, I), written out by hand.
+    loc, log_s = vae.decoder(z)[0], vae.log_scale
+    log_lik = (-0.5 * ((x0 - loc) / log_s.exp()) ** 2 - log_s - 0.5 * math.log(2 * math.pi)).sum()
+    log_prior = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum()
+    assert trace.nodes["x"]["log_prob_sum"].item() == pytest.approx(log_lik.item(), rel=1e-5)
+    assert trace.nodes["z"]["log_prob_sum"].item() == pytest.approx(log_prior.item(), rel=1e-5)
+    guide_trace = pyro.poutine.trace(vae.guide).get_trace(x0)
+    assert guide_trace.nodes["z"]["value"].shape == (1, 2)
+    pyro.set_rng_seed(5)
+    one = Trace_ELBO().loss(vae.model, vae.guide, x0)
+    pyro.set_rng_seed(5)
+    assert Trace_ELBO().loss(vae.model, vae.guide, x0[None]) == pytest.approx(one)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda vae: vae.model(torch.zeros(3)),
+            r"x must be a batch of shape \(N, 2\) or one point",
+        ),
+        (lambda vae: vae.guide(torch.zeros(4, 2, 2)), r"shape \(N, 2\) .* got shape \(4, 2, 2\)"),
+        (lambda vae: vae.model(torch.zeros(4, 2), batch_size=4), "batch_size only applies when x"),
+        (lambda vae: vae.model(None, batch_size=0), "batch_size must be positive"),
+        (lambda vae: vae.guide(None), r"VAE.guide needs data x .* Predictive\(vae.model"),
+    ],
+)
+def test_model_and_guide_refuse_what_they_cannot_score(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(points_vae())

@@ -1,5 +1,6 @@
 """The report and the compare main job: contents, a real browser, bad input."""
 
+import contextlib
 import importlib
 import json
 import os
@@ -10,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_vigen.cli import build_parser, main
+from pyro_vigen.cli import build_parser
 from pyro_vigen.data import DataConfig, Dataset
 from pyro_vigen.diagnostics import diagnose
 from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, load_run, train_gan, train_vae
 from pyro_vigen.models import VAEConfig
 from pyro_vigen.report import command_for, compare, read_runs, summarise, write_report
-from pyro_vigen.report.document import panel_rows
+from pyro_vigen.report.document import COLUMNS, panel_rows
 
 DATA = DataConfig("ring8", num_points=1000)
 
@@ -36,14 +37,6 @@ def runs(tmp_path_factory):
     train_gan(root / "gan", DATA, GANTrainConfig(steps=60, num_saved_samples=500), progress=False)
     diagnose(root / "gan", num_samples=500)
     return root
-
-
-def cli_result(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr()
 
 
 def test_summary_is_mean_and_sd_over_seeds(runs):
@@ -71,8 +64,9 @@ def test_html_is_self_contained_and_has_a_markdown_twin(runs, tmp_path):
     md = out.with_suffix(".md").read_text()
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(linked) == len(images) and all((out.parent / p).is_file() for p in linked)
-    for needle in ("pyro-vigen train vae", "pyro-vigen train gan", "KL(data||model)", "k-hat"):
+    for needle in ("pyro-vigen train vae", "pyro-vigen train gan", "KL(data||<wbr>model)", "k-hat"):
         assert needle in html
+    assert "KL(data||model)" in md
 
 
 def test_commands_in_the_report_reproduce_the_settings(runs):
@@ -87,10 +81,11 @@ def test_commands_in_the_report_reproduce_the_settings(runs):
         )
 
 
-def test_report_in_a_real_browser(runs, tmp_path):
+@contextlib.contextmanager
+def browser_page(width=1280, height=900):
+    """A page of headless Debian chromium, and the console errors it logs."""
     from playwright.sync_api import sync_playwright
 
-    out = write_report([runs], tmp_path / "report.html")
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is needed (scripts/ensure-chromium.sh installs it)"
     errors = []
@@ -104,44 +99,56 @@ def test_report_in_a_real_browser(runs, tmp_path):
                 "--disable-component-update",
             ],
         )
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            yield page, errors
+        finally:
+            browser.close()
+
+
+def test_report_in_a_real_browser(runs, tmp_path):
+    out = write_report([runs], tmp_path / "report.html")
+    with browser_page() as (page, errors):
         page.goto(out.as_uri())
         page.wait_for_load_state("load")
         widths = page.eval_on_selector_all(
             "img", "els => els.map(e => e.complete ? e.naturalWidth : 0)"
         )
-        rows = page.locator("#runs tbody tr").count()
+        rows = page.locator("#runs tbody tr.run-row").count()
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        browser.close()
     assert errors == []
     assert widths and all(w > 0 for w in widths), widths
     assert rows == 3
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
-def test_report_bad_input(runs, tmp_path, capsys):
+def test_report_bad_input(runs, tmp_path, cli):
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, out = cli_result(capsys, "report", empty, "--out", tmp_path / "r.html")
-    assert code == 2 and "no run directories" in out.err and len(out.err.strip().splitlines()) == 1
+    r = cli("report", empty, "--out", tmp_path / "r.html")
+    assert (
+        r.returncode == 2
+        and "no run directories" in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    )
 
     undiagnosed = tmp_path / "undiag"
     shutil.copytree(runs / "vae0", undiagnosed)
     os.remove(undiagnosed / "metrics.json")
-    code, out = cli_result(capsys, "report", undiagnosed, "--out", tmp_path / "r.html")
+    r = cli("report", undiagnosed, "--out", tmp_path / "r.html")
     assert (
-        code == 2
-        and "never diagnosed" in out.err
-        and f"pyro-vigen diagnose {undiagnosed}" in out.err
+        r.returncode == 2
+        and "never diagnosed" in r.stderr
+        and f"pyro-vigen diagnose {undiagnosed}" in r.stderr
     )
 
     half = tmp_path / "half"
     shutil.copytree(runs / "vae1", half)
     os.remove(half / "checkpoint.pt")
-    code, out = cli_result(capsys, "report", half, "--out", tmp_path / "r.html")
-    assert code == 2 and "half-written" in out.err and "checkpoint.pt" in out.err
+    r = cli("report", half, "--out", tmp_path / "r.html")
+    assert r.returncode == 2 and "half-written" in r.stderr and "checkpoint.pt" in r.stderr
     assert not (tmp_path / "r.html").exists()
     assert (runs / "vae0" / "metrics.json").exists()  # nothing already finished is lost
 
@@ -155,12 +162,16 @@ def test_report_bad_input(runs, tmp_path, capsys):
         (["--vae-steps", "-5"], r"vae_steps \(--vae-steps\) must be positive, got -5"),
     ],
 )
-def test_compare_bad_input(tmp_path, capsys, args, pattern):
-    code, out = cli_result(capsys, "compare", "--out", tmp_path / "c", "--no-progress", *args)
-    assert code == 2 and re.search(pattern, out.err) and len(out.err.strip().splitlines()) == 1
+def test_compare_bad_input(tmp_path, cli, args, pattern):
+    r = cli("compare", "--out", tmp_path / "c", "--no-progress", *args)
+    assert (
+        r.returncode == 2
+        and re.search(pattern, r.stderr)
+        and len(r.stderr.strip().splitlines()) == 1
+    )
 
 
-def test_compare_trains_four_configurations_and_resumes(tmp_path, capsys):
+def test_compare_trains_four_configurations_and_resumes(tmp_path, cli):
     out = tmp_path / "c"
     args = [
         "compare",
@@ -177,8 +188,8 @@ def test_compare_trains_four_configurations_and_resumes(tmp_path, capsys):
         "--num-samples",
         "300",
     ]
-    code, printed = cli_result(capsys, *args, "--out", out, "--no-progress")
-    assert code == 0, printed.err
+    r = cli(*args, "--out", out, "--no-progress")
+    assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] == "ring8" and len(summary["configurations"]) == 4
     for stats in summary["configurations"].values():
@@ -186,13 +197,13 @@ def test_compare_trains_four_configurations_and_resumes(tmp_path, capsys):
     # One seed of all four configurations decides every claim (held or not, at 30 steps).
     assert [(c["key"], c["seeds_checked"]) for c in summary["claims"]] == [(k, 1) for k in "abcde"]
     for key in "abcde":  # the CLI prints the table
-        assert re.search(rf"^\({key}\) held in [01] of 1 seeds", printed.out, re.M), printed.out
+        assert re.search(rf"^\({key}\) held in [01] of 1 seeds", r.stdout, re.M), r.stdout
     html = (out / "report.html").read_text()
     assert html.count('class="run-row"') == 4 and 'id="claims"' in html
     checkpoints = {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")}
     assert len(checkpoints) == 4
-    code, printed = cli_result(capsys, *args, "--out", out, "--no-progress")
-    assert code == 0
+    r = cli(*args, "--out", out, "--no-progress")
+    assert r.returncode == 0
     assert {
         p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")
     } == checkpoints  # finished runs skipped
@@ -312,3 +323,196 @@ def test_image_report_names_the_binarised_bernoulli(image_runs, tmp_path):
     assert all(
         "binarised at 0.5" in c for c in shown if c.startswith("VAE, bernoulli likelihood (")
     )
+
+
+#: The four compare configurations: role -> (fixture run, training settings).
+CONFIGURATIONS = {
+    "vae": ("vae{seed}", {}),
+    "classic": ("gan", {"prior": "mixed", "gen_steps": 1}),
+    "data_prior": ("gan", {"prior": "data", "gen_steps": 3, "reg_weight": 5.0}),
+    "ablation": ("gan", {"prior": "mixed", "gen_steps": 3}),
+}
+
+
+def handwritten_metrics(seed, role):
+    """Every metric column the report has (image metrics too), with 95% intervals on
+    the divergences: one in the clear, one below zero within noise, one below zero
+    beyond its interval; and the VAE's k-hat above 0.7 at 93% of points in seed 0 only."""
+    metrics = {key: 0.5 + seed for key, _, _ in COLUMNS}
+    metrics.update(
+        kl_forward=0.83 + 0.08 * seed,
+        kl_forward_interval=[0.79 + 0.08 * seed, 0.87 + 0.08 * seed],
+        kl_reverse=117.14,
+        kl_reverse_interval=[110.2, 125.3],
+        jsd=-0.012,
+        jsd_interval=[-0.03, 0.01],
+        joint_kl=-0.2,
+        joint_kl_interval=[-0.3, -0.1],
+        mode_kl=None,  # undefined: no interval, "n/a"
+        modes_captured=8,
+        num_modes=8,
+        khat_mean=0.91 if seed == 0 else 0.4,
+        khat_frac_over_0_7=0.93 if seed == 0 else 0.0,
+        kl_method="mc (VAE log-density by importance sampling, 100 particles)",
+        interval_method="bootstrap over the samples, 200 resamples",
+        num_samples=500,
+    )
+    if role != "vae":  # a GAN has no k-hat
+        del metrics["khat_mean"], metrics["khat_frac_over_0_7"]
+    return metrics
+
+
+@pytest.fixture(scope="module")
+def wide_runs(runs, tmp_path_factory):
+    """The four compare configurations, two seeds each, with :func:`handwritten_metrics`:
+    copies of the short ring8 runs with their settings rewritten (the report reads the
+    samples, history and metrics, not the weights, of runs on points)."""
+    root = tmp_path_factory.mktemp("wide")
+    for seed in (0, 1):
+        for role, (source, settings) in CONFIGURATIONS.items():
+            run = root / role / f"seed{seed}"
+            shutil.copytree(runs / source.format(seed=seed), run)
+            config = json.loads((run / "config.json").read_text())
+            config["train"].update(settings, seed=seed)
+            (run / "config.json").write_text(json.dumps(config))
+            (run / "metrics.json").write_text(json.dumps(handwritten_metrics(seed, role)))
+    return root
+
+
+def test_report_fits_1280_px_and_shows_the_samples_side_by_side(wide_runs, image_runs, tmp_path):
+    reports = [
+        write_report([wide_runs], tmp_path / "wide.html"),
+        write_report([image_runs / "grey"], tmp_path / "images.html"),
+    ]
+    overflow = """() => Array.from(document.querySelectorAll("body *"))
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map(e => e.tagName + " " + (e.id || e.className) + " " + e.getBoundingClientRect().right)"""
+    with browser_page(width=1280) as (page, errors):
+        for out in reports:
+            page.goto(out.as_uri())
+            page.wait_for_load_state("load")
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            inner = page.evaluate("window.innerWidth")
+            assert inner == 1280 and scroll <= inner, (out.name, scroll)
+            assert page.evaluate(overflow) == [], out.name
+            # The samples of every configuration, side by side on the first screen.
+            tops = page.eval_on_selector_all(
+                "#samples figure", "els => els.map(e => e.getBoundingClientRect().top)"
+            )
+            assert len(tops) >= 2 and len(set(tops)) == 1 and tops[0] < 900, (out.name, tops)
+            page.screenshot(path=str(tmp_path / f"{out.stem}.png"), full_page=True)
+    assert errors == []
+
+
+def test_first_screen_is_samples_then_claims_then_numbers(wide_runs, tmp_path):
+    html = write_report([wide_runs], tmp_path / "r.html").read_text()
+    order = [
+        'id="samples"',
+        'id="claims"',
+        'id="summary"',
+        'id="runs"',
+        "<h2>Both KL directions",
+        "<h2>Training curves",
+    ]
+    positions = [html.index(needle) for needle in order]
+    assert positions == sorted(positions)
+    samples = html[positions[0] : positions[1]]
+    assert re.findall(r"<figcaption>(.*?)</figcaption>", samples) == [
+        "GAN data prior, 3 gen steps, lambda=5.0 (seed 0)",
+        "GAN mixed prior, 1 gen step (seed 0)",
+        "GAN mixed prior, 3 gen steps (seed 0)",
+        "VAE (seed 0)",
+    ]
+    assert "over the data&#39;s density" in html[: positions[0]]
+
+
+def test_intervals_and_estimates_below_zero_are_shown(wide_runs, tmp_path):
+    out = write_report([wide_runs], tmp_path / "r.html")
+    html = out.read_text()
+    runs_table = html[html.index('id="runs"') :]
+
+    def detail(*lines):
+        return "".join(f'<span class="detail">{line}</span>' for line in lines)
+
+    # Per run: the estimate and its interval; below zero, a word on whether it is noise.
+    assert "<td>0.830" + detail("[0.790, 0.870]") + "</td>" in runs_table
+    assert "<td>0.910" + detail("[0.870, 0.950]") + "</td>" in runs_table
+    assert (
+        "<td>-0.012" + detail("[-0.030, 0.010]", "below zero: within noise of 0") + "</td>"
+        in runs_table
+    )
+    assert (
+        '<td class="flag">-0.200'
+        + detail("[-0.300, -0.100]", "below zero beyond noise: biased")
+        + "</td>"
+        in runs_table
+    )
+    assert "<td>n/a</td>" in runs_table  # mode KL undefined
+    # Per configuration: the mean over the seeds and their range.
+    summary = html[html.index('id="summary"') : html.index('id="runs"')]
+    assert "<td>0.870" + detail("0.830 to 0.910") + "</td>" in summary
+    assert '<td class="flag">-0.200' + detail("below zero beyond noise") + "</td>" in summary
+    assert "Intervals (95%, in brackets under an estimate): bootstrap over the samples" in html
+    md = out.with_suffix(".md").read_text()
+    assert "| 0.830 [0.790, 0.870] |" in md
+    assert "| -0.012 [-0.030, 0.010] (below zero: within noise of 0) |" in md
+    assert "| 0.870 (0.830 to 0.910) |" in md
+
+
+def test_khat_above_0_7_is_flagged_in_words(wide_runs, tmp_path):
+    html = write_report([wide_runs], tmp_path / "r.html").read_text()
+    warning = (
+        "VAE, seed 0: k-hat above 0.7 for 93% of points: the importance-sampled "
+        "log-density (the IWAE bound and the KL estimates from it) is unreliable for this run"
+    )
+    assert warning in html
+    assert html.count("k-hat above 0.7 for") == 1  # not in seed 1: no point above 0.7
+    assert '<td class="flag">0.91<span class="detail">93% of points above 0.7</span>' in html
+    summary = html[html.index('id="summary"') : html.index('id="runs"')]
+    assert (
+        '<td class="flag">0.66<span class="detail">0.40 to 0.91</span>'
+        '<span class="detail">0% to 93% of points above 0.7</span>' in summary
+    )
+
+
+@pytest.mark.parametrize("over, warned", [(0.93, True), (0.0, False)])
+def test_diagnose_prints_the_khat_warning(monkeypatch, cli, over, warned):
+    import pyro_vigen.diagnostics
+
+    metrics = {"kl_forward": 0.8, "khat_mean": 0.9, "khat_frac_over_0_7": over}
+    monkeypatch.setattr(pyro_vigen.diagnostics, "diagnose", lambda *a, **k: dict(metrics))
+    r = cli("diagnose", "runs/x")
+    assert r.returncode == 0
+    expected = "pyro-vigen: warning: k-hat above 0.7 for 93% of points: the importance-sampled"
+    assert (expected in r.stderr) is warned, r.stderr
+
+
+def test_samples_of_the_users_own_points_are_drawn(tmp_path):
+    gen = np.random.default_rng(0)
+    blobs = np.concatenate([gen.normal(-2, 0.3, (200, 2)), gen.normal(2, 0.3, (200, 2))])
+    # Five dimensions spread mostly along the first two (0.99 of the variance).
+    wide = gen.normal(size=(400, 5)) * [3.0, 1.0, 0.1, 0.1, 0.1]
+    for name, data in (("blobs", blobs), ("wide", wide)):
+        np.save(tmp_path / f"{name}.npy", data)
+        config = DataConfig(str(tmp_path / f"{name}.npy"))
+        train = GANTrainConfig(steps=20, num_saved_samples=300, jit=False)
+        train_gan(tmp_path / name / "gan", config, train, progress=False)
+        diagnose(tmp_path / name / "gan", num_samples=300)
+
+    html = write_report([tmp_path / "blobs"], tmp_path / "blobs.html").read_text()
+    assert "Samples of each configuration (blue) over the data (grey): the 400 points of" in html
+    samples = html[html.index('id="samples"') : html.index("</div>", html.index('id="samples"'))]
+    assert samples.count("<figure>") == 1
+
+    html = write_report([tmp_path / "wide"], tmp_path / "wide.html").read_text()
+    assert "5-dimensional, projected on the data&#39;s first two principal components" in html
+    from pyro_vigen.report.document import principal_axes
+
+    _, axes, share = principal_axes(wide)
+    assert share.sum() > 0.95 and np.allclose(np.abs(axes[:2]), np.eye(2), atol=0.05)
+
+    # The file gone (moved, or the report written from elsewhere): the points that the
+    # diagnosis stored stand in for it, and the page says so.
+    os.rename(tmp_path / "blobs.npy", tmp_path / "moved.npy")
+    html = write_report([tmp_path / "blobs"], tmp_path / "blobs2.html").read_text()
+    assert "400 of its points as stored in diagnostics.nc" in html
