@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from pyro_vigen.diagnostics import diagnose
-from pyro_vigen.infer import TrainingDiverged, load_checkpoint
-from pyro_vigen.infer.run import METRICS, RunDir
+from pyro_vigen.infer import TrainingDiverged
+from pyro_vigen.storage import METRICS, RunDir, load_checkpoint
 
 
 def finished(path: Path, steps: int, num_samples: int) -> bool:

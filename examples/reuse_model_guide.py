@@ -10,9 +10,10 @@ script
    latent, or ``RenyiELBO`` with alpha = 0, the importance-weighted bound);
 2. trains a :class:`~pyro_vigen.models.VariationalGAN` in a hand-written loop with
    :class:`~pyro_vigen.infer.DiscriminatorELBO` and
-   :class:`~pyro_vigen.infer.GeneratorELBO` (``prior="data"``): per iteration one
-   discriminator step, then a snapshot of the generator, then **two** generator steps
-   against it (with one, the proximal penalty and its gradient are zero).
+   :class:`~pyro_vigen.infer.GeneratorELBO` (``prior="data"``): per iteration a
+   snapshot of the generator, one discriminator step on its batch, then **two**
+   generator steps against it (with one, the proximal penalty and its gradient are
+   zero).
 
 Each model registers its parameters under its own unique name, so both live in one
 process (and one param store) without interfering. ::
@@ -67,16 +68,14 @@ def train_gan_by_hand(x: torch.Tensor, steps: int, reg_weight: float) -> Variati
     svi_g = SVI(gan.model, gan.guide, pyro.optim.Adam(adam), gen_elbo)
     for step in range(steps):
         batch = x[torch.randint(len(x), (256,))]
-        d_loss = svi_d.step(batch)
-        # theta' := theta, and the z of the coming generator steps.
-        gen_elbo.snapshot(gan.model, batch)
+        # theta' := theta, with the labelled batch (and z) both phases train on; the
+        # loop holds it, the objectives take it by keyword.
+        snapshot = gen_elbo.snapshot(gan.model, batch)
+        d_loss = svi_d.step(batch, snapshot=snapshot)
         for _ in range(2):
-            g_loss = svi_g.step(batch)
+            g_loss = svi_g.step(batch, snapshot=snapshot)  # the penalty included
         if step % max(1, steps // 5) == 0:
-            print(
-                f"  gan step {step:5d}  disc {d_loss:.3f}  gen {g_loss:.3f}  "
-                f"penalty {gen_elbo.last_penalty:.2e}"
-            )
+            print(f"  gan step {step:5d}  disc {d_loss:.3f}  gen {g_loss:.3f}")
     return gan
 
 

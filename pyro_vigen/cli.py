@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from . import __version__
+from .data import DataConfig
+from .errors import UserError
+from .flags import add_flags, config_from_args, to_argv
+from .infer import GANTrainConfig, VAETrainConfig, train_gan, train_vae
+from .models import GANConfig, VAEConfig
 
 PROG = "pyro-vigen"
+
+#: Each ``train`` command: the configs it builds, by their section of a run's
+#: ``config.json``, and the function that trains.
+TRAIN_COMMANDS = {
+    "vae": ({"data": DataConfig, "model": VAEConfig, "train": VAETrainConfig}, train_vae),
+    "gan": ({"data": DataConfig, "model": GANConfig, "train": GANTrainConfig}, train_gan),
+}
 
 
 def _show_default(value) -> str:
@@ -50,43 +64,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _int_tuple(text: str) -> tuple[int, ...]:
-    """``"128,128"`` -> ``(128, 128)``; an empty string is ``()`` (linear nets)."""
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-
-
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument(
-        "--data",
-        default="ring8",
-        help="dataset name (see `pyro-vigen datasets`) or a .npy, .pt, .csv, .tsv or .txt file",
-    )
-    g.add_argument("--num-points", type=int, default=10_000, help="points drawn from a toy mixture")
-    g.add_argument(
-        "--data-seed",
-        type=int,
-        default=1234,
-        help="seed of the toy-mixture draw and of the stacking of stacked datasets",
-    )
-    g.add_argument(
-        "--data-root",
-        default=None,
-        help="folder holding MNIST's files (default: ~/.cache/pyro_vigen)",
-    )
+    add_flags(g, DataConfig)
     g.add_argument(
         "--download", action="store_true", help="let mnist and stacked_mnist download MNIST's files"
-    )
-    g.add_argument(
-        "--holdout",
-        type=float,
-        default=0.1,
-        help="fraction of points held out of training",
     )
 
 
@@ -145,26 +127,9 @@ def _add_tensorboard_arg(p, runs: str) -> None:
     )
 
 
-def _add_lr_decay_arg(g) -> None:
-    g.add_argument(
-        "--lr-decay",
-        type=float,
-        default=0.0,
-        help="share of the run, at its end, over which the learning rates decay linearly "
-        "towards zero; 0 keeps them constant",
-    )
-
-
-def _add_run_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int) -> None:
+def _add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, help="run directory to write")
-    g.add_argument("--steps", type=int, default=steps, help="training steps")
-    g.add_argument("--seed", type=int, default=0, help="random seed")
-    g.add_argument("--batch-size", type=int, default=batch_size, help="minibatch size")
-    g.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-    g.add_argument(
-        "--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA where it exists)"
-    )
     g.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
@@ -174,25 +139,14 @@ def _add_run_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int) ->
     _add_threads_arg(g)
 
 
-def _data_config(args: argparse.Namespace):
-    from .data import DataConfig
-
-    return DataConfig(
-        name=args.data,
-        num_points=args.num_points,
-        seed=args.data_seed,
-        data_root=args.data_root,
-        holdout=args.holdout,
-    )
-
-
-def _train(train_fn, args: argparse.Namespace, train, model) -> int:
-    """Run ``train_vae`` or ``train_gan`` with the options every ``train`` command shares."""
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Build the configs of ``train vae`` or ``train gan`` from the flags, and train."""
+    configs, train_fn = TRAIN_COMMANDS[args.model]
     train_fn(
         args.out,
-        _data_config(args),
-        train,
-        model,
+        config_from_args(configs["data"], args),
+        config_from_args(configs["train"], args),
+        config_from_args(configs["model"], args),
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
@@ -204,6 +158,23 @@ def _train(train_fn, args: argparse.Namespace, train, model) -> int:
     return 0
 
 
+def train_argv(config: dict[str, Any]) -> list[str]:
+    """The arguments of ``pyro-vigen`` that train a run with these settings, but ``--out``.
+
+    The inverse of the ``train`` commands' parsers: every setting not at its default,
+    spelled as the flags read it (:func:`pyro_vigen.flags.to_argv`).
+
+    :param dict config: a run's ``config.json`` as a dict.
+    :returns: the arguments, ``["train", "vae", "--hidden", "", ...]``; print them with
+        :func:`shlex.join`.
+    """
+    configs, _ = TRAIN_COMMANDS[config["kind"]]
+    argv = ["train", config["kind"]]
+    for section, cls in configs.items():
+        argv += to_argv(cls.from_dict(config[section]))
+    return argv
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from .data import list_datasets
 
@@ -213,62 +184,6 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         print(f"{info.name:<{width}} {info.description}\n{'':<{width}} source: {info.source}")
     print(f"{'PATH':<{width}} your own N x D array in a .npy, .pt, .csv, .tsv or .txt file")
     return 0
-
-
-def _cmd_train_vae(args: argparse.Namespace) -> int:
-    from .infer import VAETrainConfig, train_vae
-    from .models import VAEConfig
-
-    train = VAETrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_decay=args.lr_decay,
-        elbo=args.elbo,
-        num_particles=args.num_particles,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        device=args.device,
-    )
-    model = VAEConfig(
-        latent_dim=args.latent_dim, hidden=args.hidden, likelihood=args.likelihood, scale=args.scale
-    )
-    return _train(train_vae, args, train, model)
-
-
-def _cmd_train_gan(args: argparse.Namespace) -> int:
-    from .infer import GANTrainConfig, train_gan
-    from .models import GANConfig
-
-    train = GANTrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        disc_steps=args.disc_steps,
-        gen_steps=args.gen_steps,
-        prior=args.prior,
-        reg_weight=args.reg_weight,
-        loss=args.loss,
-        lr_disc=args.lr_disc,
-        lr_gen=args.lr_gen,
-        lr_decay=args.lr_decay,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        jit=args.jit,
-        device=args.device,
-    )
-    model = GANConfig(
-        noise_dim=args.noise_dim,
-        hidden=args.hidden,
-        gen_hidden=args.gen_hidden,
-        disc_hidden=args.disc_hidden,
-        gen_batch_norm=args.gen_batch_norm,
-        disc_maxout=args.disc_maxout,
-        init_std=args.init_std,
-        conv_width=args.conv_width,
-        obs_scale=args.obs_scale,
-        pack=args.pack,
-    )
-    return _train(train_gan, args, train, model)
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
@@ -310,7 +225,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .report import claims_table, compare
 
     path = compare(
-        _data_config(args),
+        config_from_args(DataConfig, args),
         args.seeds,
         args.out,
         num_samples=args.num_samples,
@@ -335,132 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("datasets", help="list datasets and where they come from")
-    p.set_defaults(func=_cmd_datasets)
+    p.set_defaults(func=_cmd_datasets, command_parser=p)
 
     train = sub.add_parser("train", help="train a model into a run directory")
     models = train.add_subparsers(dest="model", required=True, parser_class=_Parser)
 
-    p = models.add_parser("vae", help="train a VAE with stock SVI")
-    _add_data_args(p)
-    _add_run_args(p, steps=3000, batch_size=256)
-    g = p.add_argument_group("model and optimiser")
-    g.add_argument(
-        "--latent-dim", type=int, default=None, help="dimension of z (default: 2; 16 for images)"
-    )
-    g.add_argument("--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths")
-    g.add_argument(
-        "--likelihood",
-        # pyro_vigen.models.vae.LIKELIHOODS, spelled out: importing it loads torch
-        # (tests/models/test_vae.py checks that the two agree).
-        choices=["normal", "bernoulli", "continuous_bernoulli", "discretized_logistic"],
-        default=None,
-        help="normal; bernoulli (a Bernoulli on images binarised at 0.5); "
-        "continuous_bernoulli or discretized_logistic (grey levels in [0, 1] as they are). "
-        "(default: discretized_logistic for images, normal otherwise)",
-    )
-    g.add_argument(
-        "--scale",
-        type=float,
-        default=None,
-        help="fixed scale of the normal or discretized_logistic likelihood (default: learned)",
-    )
-    g.add_argument(
-        "--elbo",
-        choices=["jit", "trace", "meanfield", "iwae"],
-        default="jit",
-        help="stock Pyro ELBO (default: %(default)s, Trace_ELBO compiled)",
-    )
-    g.add_argument("--num-particles", type=int, default=1, help="particles per ELBO estimate")
-    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    _add_lr_decay_arg(g)
-    p.set_defaults(func=_cmd_train_vae)
-
-    p = models.add_parser("gan", help="train a GAN as VI over the real/fake label")
-    _add_data_args(p)
-    _add_run_args(p, steps=10_000, batch_size=256)
-    g = p.add_argument_group("model and optimiser")
-    g.add_argument(
-        "--prior",
-        choices=["mixed", "data"],
-        default="mixed",
-        help="prior on x: mixed (the classic GAN) or data (adds the proximal penalty)",
-    )
-    g.add_argument(
-        "--reg-weight",
-        type=float,
-        default=None,
-        help="penalty weight lambda of --prior data (default: 5)",
-    )
-    g.add_argument(
-        "--gen-steps",
-        type=int,
-        default=None,
-        help="generator steps per snapshot (default: 2 with --prior data, else 1)",
-    )
-    g.add_argument("--disc-steps", type=int, default=1, help="discriminator steps per iteration")
-    g.add_argument(
-        "--loss",
-        choices=["nonsaturating", "minimax"],
-        default="nonsaturating",
-        help="generator loss",
-    )
-    g.add_argument(
-        "--noise-dim", type=int, default=None, help="dimension of z (default: 2; 64 for images)"
-    )
-    g.add_argument("--hidden", type=_int_tuple, default=(128, 128), help="MLP hidden widths")
-    g.add_argument(
-        "--obs-scale",
-        type=float,
-        default=None,
-        help="Gaussian noise std around G(z) (default: none, the classic GAN)",
-    )
-    g.add_argument(
-        "--pack",
-        type=int,
-        default=1,
-        help="points the discriminator sees at once (PacGAN; a divisor of --batch-size; "
-        "1 is the classic GAN)",
-    )
-    g.add_argument(
-        "--gen-hidden", type=_int_tuple, default=None, help="generator widths (default: --hidden)"
-    )
-    g.add_argument(
-        "--disc-hidden",
-        type=_int_tuple,
-        default=None,
-        help="discriminator widths (default: --hidden)",
-    )
-    g.add_argument(
-        "--gen-batch-norm", action="store_true", help="batch norm in the generator (points)"
-    )
-    g.add_argument(
-        "--disc-maxout",
-        type=int,
-        default=1,
-        help="maxout pieces of the discriminator's hidden units (points; 1: none)",
-    )
-    g.add_argument(
-        "--init-std",
-        type=float,
-        default=None,
-        help="initial weights from N(0, s^2) (points; default: PyTorch's initialisation)",
-    )
-    g.add_argument(
-        "--conv-width",
-        type=int,
-        default=64,
-        help="channels of the DCGAN nets of images",
-    )
-    g.add_argument("--lr-disc", type=float, default=1e-3, help="discriminator Adam learning rate")
-    g.add_argument("--lr-gen", type=float, default=1e-3, help="generator Adam learning rate")
-    _add_lr_decay_arg(g)
-    g.add_argument(
-        "--no-jit",
-        dest="jit",
-        action="store_false",
-        help="run the phase objectives uncompiled (slower, the same numbers)",
-    )
-    p.set_defaults(func=_cmd_train_gan)
+    for kind, help in (
+        ("vae", "train a VAE with stock SVI"),
+        ("gan", "train a GAN as VI over the real/fake label"),
+    ):
+        configs, _ = TRAIN_COMMANDS[kind]
+        p = models.add_parser(kind, help=help)
+        _add_data_args(p)
+        _add_run_args(p)
+        add_flags(p.add_argument_group("model"), configs["model"])
+        add_flags(p.add_argument_group("training"), configs["train"])
+        p.set_defaults(func=_cmd_train, command_parser=p)
 
     p = sub.add_parser(
         "diagnose", help="measure a run: both KL directions, modes, VI quality (metrics.json)"
@@ -487,14 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_progress_arg(p)
     _add_threads_arg(p)
-    p.set_defaults(func=_cmd_diagnose)
+    p.set_defaults(func=_cmd_diagnose, command_parser=p)
 
     p = sub.add_parser("report", help="write an HTML (+ Markdown) report of diagnosed runs")
     p.add_argument("runs", nargs="+", help="run directories, or folders holding them")
     p.add_argument("--out", required=True, help="the .html file to write (the .md goes beside it)")
     _add_progress_arg(p)
     _add_threads_arg(p)
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=_cmd_report, command_parser=p)
 
     p = sub.add_parser(
         "compare",
@@ -520,18 +325,60 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress_arg(p)
     _add_tensorboard_arg(p, "each run trained, in DIR/<configuration>/seed<i>,")
     _add_threads_arg(p, per=" per worker process")
-    p.set_defaults(func=_cmd_compare)
+    p.set_defaults(func=_cmd_compare, command_parser=p)
     return parser
 
 
+def _flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each setting of a command by name, ``batch_size`` or ``threads``, and its flag.
+
+    A config field's option is stored under ``Class.field`` (see
+    :mod:`pyro_vigen.flags`); a name two of the command's configs share (``seed``) is
+    left out, as an error naming it cannot say which flag it means.
+    """
+    found: dict[str, list[str]] = {}
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            found.setdefault(action.dest.rpartition(".")[2], []).append(action.option_strings[-1])
+    return {name: flags[0] for name, flags in found.items() if len(flags) == 1}
+
+
+def _user_message(error: UserError, flags: dict[str, str]) -> str:
+    """A :class:`UserError`'s message in the command line's words: flags for fields.
+
+    A setting the message names as ``field=value`` becomes the flag and the value as
+    typed (``batch_size=100`` -> ``--batch-size 100``, ``resume=True`` -> ``--resume``);
+    an ``error.field`` the message does not spell that way goes before it, as argparse
+    names the option of its own errors.
+    """
+
+    def as_typed(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if name not in flags:
+            return match.group(0)
+        if value in ("True", "False"):  # a switch: its flag is the value it sets
+            return flags[name]
+        return f"{flags[name]} {value.strip(chr(39))}"
+
+    message = re.sub(r"\b([a-z_]+)=('[^']*'|[^\s,;:)]+)", as_typed, " ".join(str(error).split()))
+    flag = flags.get(error.field or "")
+    if flag is not None and flag not in message:
+        message = f"argument {flag}: {message}"
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``pyro-vigen``: returns the exit status."""
+    """Entry point of ``pyro-vigen``: returns the exit status.
+
+    Bad input (a :class:`~pyro_vigen.errors.UserError`, or argparse's own errors) is
+    one line on stderr and exit status 2; any other exception is a bug and propagates
+    with its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as e:
-        message = " ".join(str(e).split())
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+    except UserError as e:
+        print(f"{PROG}: error: {_user_message(e, _flags(args.command_parser))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; the last complete checkpoint is kept", file=sys.stderr)

@@ -11,6 +11,8 @@ import dataclasses
 import json
 from typing import Any, TypeVar
 
+from .errors import UserError
+
 __all__ = ["Config", "require_positive"]
 
 C = TypeVar("C", bound="Config")
@@ -34,11 +36,11 @@ class Config:
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         if not isinstance(data, dict):
-            raise ValueError(f"{cls.__name__} expects a JSON object, got {type(data).__name__}")
+            raise UserError(f"{cls.__name__} expects a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"{cls.__name__} has no setting(s) {', '.join(unknown)}; "
                 f"known settings: {', '.join(sorted(known))}"
             )
@@ -72,20 +74,23 @@ def _is_tuple_field(field: dataclasses.Field) -> bool:
 
 
 def require_positive(name: str, value: float, *, integer: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive number (an int if ``integer``).
+    """Raise :class:`~pyro_vigen.errors.UserError` unless ``value`` is a positive number
+    (an int if ``integer``).
 
-    :param str name: the setting's name, for the error message.
+    :param str name: the setting's name, for the error message; a field's name
+        (``batch_size``) is also the error's ``field``.
     :param value: the value to check.
     :param bool integer: require an ``int`` (``bool`` is refused either way).
-    :raises ValueError: ``value`` is not positive, or not an integer when one is required.
+    :raises UserError: ``value`` is not positive, or not an integer when one is required.
 
     Example::
 
         from pyro_vigen.config import require_positive
         require_positive("lr", 1e-3)                   # passes
-        require_positive("steps", 2.5, integer=True)   # ValueError: steps must be a positive integer
+        require_positive("steps", 2.5, integer=True)   # UserError: steps must be a positive integer
     """
+    field = name if name.isidentifier() else None  # not "each width of gen_hidden"
     if integer and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise UserError(f"{name} must be a positive integer, got {value!r}", field=field)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+        raise UserError(f"{name} must be positive, got {value!r}", field=field)

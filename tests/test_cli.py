@@ -1,7 +1,9 @@
 """The command line: what a user types, and what they see when the input is bad."""
 
 import argparse
+import json
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -13,9 +15,11 @@ from pyro.infer import Trace_ELBO
 
 from pyro_vigen.cli import build_parser, main
 from pyro_vigen.data import DataConfig, load_dataset
-from pyro_vigen.infer import load_run
-from pyro_vigen.infer.vae_training import model_data
+from pyro_vigen.errors import UserError
+from pyro_vigen.infer import GANTrainConfig, load_run
 from pyro_vigen.models import VAE, VAEConfig
+from pyro_vigen.models.likelihoods import model_data
+from pyro_vigen.report import command_for
 
 
 def run_cli(*args):
@@ -158,6 +162,70 @@ def test_wrong_dimension_for_the_model_from_the_cli(cli, tmp_path):
     data.write_text("1,2,3\n3,4,5\n5,6,7\n")  # the file changed under the run
     result = cli("train", "vae", "--data", str(data), *common, "--resume", "--steps", "30")
     assert_one_line_error(result, r"settings differ in model\.data_shape")
+
+
+def test_the_reports_command_trains_the_same_run(cli, tmp_path):
+    first = tmp_path / "linear"
+    args = ["train", "vae", "--hidden", "", "--steps", "3", "--num-points", "300",
+            "--elbo", "trace", "--data-root", tmp_path / "my 'data'", "--no-progress"]  # fmt: skip
+    assert cli(*args, "--out", first).returncode == 0
+    config = json.loads((first / "config.json").read_text())
+    assert config["model"]["hidden"] == []  # the linear VAE
+
+    command = command_for(config, tmp_path / "again")
+    assert "--hidden ''" in command
+    prog, *argv = shlex.split(command)
+    assert prog == "pyro-vigen"
+    result = cli(*argv, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    again = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert {k: again[k] for k in ("kind", "data", "model", "train")} == {
+        k: config[k] for k in ("kind", "data", "model", "train")
+    }
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        # The library names the fields; the command line names their flags.
+        (["--batch-size", "0"], "argument --batch-size: batch_size must be positive, got 0"),
+        (["--pack", "64", "--batch-size", "32"], "--pack 64 is larger than --batch-size 32: "),
+        (["--reg-weight", "2"], "--reg-weight 2.0 only applies to prior 'data'; "),
+        (["--resume", "--overwrite"], "choose one of --resume and --overwrite, not both"),
+    ],
+)
+def test_user_errors_name_the_flags(cli, tmp_path, args, line):
+    result = cli("train", "gan", "--out", tmp_path / "r", "--no-progress", *args)
+    assert_one_line_error(result, re.escape(f"pyro-vigen: error: {line}"))
+
+
+def test_user_errors_name_the_fields_outside_the_command_line():
+    with pytest.raises(UserError, match="batch_size must be positive, got 0") as e:
+        GANTrainConfig(batch_size=0)
+    assert e.value.field == "batch_size" and isinstance(e.value, ValueError)
+
+
+def test_a_bug_keeps_its_traceback(cli, tmp_path, monkeypatch):
+    import pyro_vigen.diagnostics
+
+    def bug(*args, **kwargs):
+        raise ValueError("an internal bug, not the user's input")
+
+    monkeypatch.setattr(pyro_vigen.diagnostics, "diagnose", bug)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["diagnose", str(tmp_path), "--no-progress"])
+    # In a real process: Python's traceback and status 1, not a one-line "error".
+    code = (
+        "import sys, pyro_vigen.diagnostics as d\n"
+        "def bug(*a, **k): raise ValueError('an internal bug')\n"
+        "d.diagnose = bug\n"
+        "from pyro_vigen.cli import main\n"
+        f"sys.exit(main(['diagnose', {str(tmp_path)!r}, '--no-progress']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ValueError: an internal bug" in result.stderr
+    assert "pyro-vigen: error" not in result.stderr
 
 
 def test_errors_from_a_real_process_are_one_line_without_traceback(tmp_path):

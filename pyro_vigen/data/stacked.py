@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..errors import UserError
+
 if TYPE_CHECKING:  # datasets.py imports this module to register the stacked datasets
     from .datasets import DataConfig, Dataset
 
@@ -69,12 +71,12 @@ def triple_codes(channel_labels: torch.Tensor) -> torch.Tensor:
     """
     channel_labels = torch.as_tensor(channel_labels)
     if channel_labels.dim() != 2 or channel_labels.shape[1] != NUM_CHANNELS:
-        raise ValueError(
+        raise UserError(
             f"channel labels must have shape (N, {NUM_CHANNELS}), got {tuple(channel_labels.shape)}"
         )
     channel_labels = channel_labels.long()
     if channel_labels.numel() and (channel_labels.min() < 0 or channel_labels.max() > 9):
-        raise ValueError(
+        raise UserError(
             f"channel labels must be digits 0..9, got {int(channel_labels.min())}.."
             f"{int(channel_labels.max())}"
         )
@@ -105,13 +107,13 @@ def stack_images(
         bool((x[:, 1] == digits.x[index[:, 1], 0]).all())    # True: channel 1's images
     """
     if images.dim() != 4 or images.shape[1] != 1:
-        raise ValueError(
+        raise UserError(
             f"stacking takes single-channel images (M, 1, H, W), got {tuple(images.shape)}"
         )
     if labels.shape != images.shape[:1]:
-        raise ValueError(f"one label per image needed: {len(labels)} labels, {len(images)} images")
+        raise UserError(f"one label per image needed: {len(labels)} labels, {len(images)} images")
     if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 1:
-        raise ValueError(f"num_points must be a positive integer, got {num_points!r}")
+        raise UserError(f"num_points must be a positive integer, got {num_points!r}")
     gen = torch.Generator().manual_seed(seed)
     index = torch.randint(len(images), (num_points, NUM_CHANNELS), generator=gen)
     codes = triple_codes(labels[index])
@@ -140,13 +142,13 @@ def stacked_loader(
         data.x.shape, data.stacked_from.name    # (torch.Size([50000, 3, 8, 8]), 'digits')
     """
     if name not in NUM_POINTS:
-        raise ValueError(f"unknown stacked dataset {name!r}; use one of {', '.join(NUM_POINTS)}")
+        raise UserError(f"unknown stacked dataset {name!r}; use one of {', '.join(NUM_POINTS)}")
 
     def load(config: DataConfig, download: bool) -> Dataset:
         num_points = NUM_POINTS[name]
         source = source_loader(config, download)
         if source.labels is None:
-            raise ValueError(f"{name} stacks labelled digits, and {source.name!r} has no labels")
+            raise UserError(f"{name} stacks labelled digits, and {source.name!r} has no labels")
         x, codes, _ = stack_images(source.x, source.labels, num_points, config.seed)
         text = (
             f"{num_points:,} stacks of 3 images drawn uniformly with seed {config.seed} "

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import require_positive
+from ..errors import UserError
 from ..threads import torch_threads
 from .checks import Samples, as_point_pair, check_count
 from .training import minibatch_descent
@@ -140,7 +141,7 @@ def cross_fitted_logits(
     require_positive("hidden", hidden, integer=True)
     require_positive("epochs", epochs, integer=True)
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be at least 2 (one to train on, one to score), got {folds}")
+        raise UserError(f"folds must be at least 2 (one to train on, one to score), got {folds}")
     a, b = as_point_pair(p, q)
     for array, name in ((a, "p"), (b, "q")):
         check_count(array, folds, name, f"cross-fitting with {folds} folds")

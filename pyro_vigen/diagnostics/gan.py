@@ -38,6 +38,7 @@ import torch
 from torch.nn import functional as F
 
 from ..config import require_positive
+from ..errors import UserError
 from ..models import pack_rows
 
 _CHUNK = 8192
@@ -127,17 +128,17 @@ def _packs(x: torch.Tensor, pack: int, gen: torch.Generator, what: str) -> torch
     if pack == 1:
         return x
     if x.shape[0] < pack:
-        raise ValueError(f"{x.shape[0]} {what} point(s) do not fill one pack of {pack}")
+        raise UserError(f"{x.shape[0]} {what} point(s) do not fill one pack of {pack}")
     n = x.shape[0] // pack * pack
     return pack_rows(x[torch.randperm(x.shape[0], generator=gen)[:n]], pack)
 
 
 def _logits(gan: Discriminating, x: torch.Tensor, what: str) -> torch.Tensor:
     if x.shape[0] == 0:
-        raise ValueError(f"no {what} points to score")
+        raise UserError(f"no {what} points to score")
     out = torch.cat([gan.logits(x[s : s + _CHUNK]).double() for s in range(0, len(x), _CHUNK)])
     if not torch.isfinite(out).all():
-        raise ValueError(
+        raise UserError(
             f"the discriminator gives NaN or inf logits on {int((~torch.isfinite(out)).sum())} "
             f"{what} point(s); its training has diverged"
         )

@@ -72,8 +72,9 @@ from torch.nn import functional as F
 
 from ..config import require_positive
 from ..data import Dataset
-from ..infer.checkpoint import atomic_save
+from ..errors import UserError
 from ..nets import ConvEncoder
+from ..storage import atomic_write
 from ..threads import torch_threads
 from .checks import Samples, as_point_pair, as_points, check_count
 from .kl import gaussian_fit_kl_both, split_interval
@@ -194,10 +195,10 @@ def shuffled_images(images: torch.Tensor, generator: torch.Generator) -> torch.T
         junk = shuffled_images(digits, torch.Generator().manual_seed(0))   # (8, 1, 8, 8)
     """
     if images.dim() != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+        raise UserError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
     n, c, h, w = images.shape
     if h % PATCH_GRID or w % PATCH_GRID:
-        raise ValueError(
+        raise UserError(
             f"patch shuffling needs sides that are multiples of {PATCH_GRID}, got {h}x{w}"
         )
     half = n // 2
@@ -242,9 +243,9 @@ def train_feature_classifier(
         features = classifier.features(digits.x[:10])                      # (10, 16)
     """
     if images.dim() != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+        raise UserError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
     if labels.shape != images.shape[:1]:
-        raise ValueError(f"one label per image needed: {len(labels)} labels, {len(images)} images")
+        raise UserError(f"one label per image needed: {len(labels)} labels, {len(images)} images")
     labels = labels.long()
     num_classes = int(labels.max()) + 1
     x = images.float()
@@ -324,11 +325,11 @@ def feature_classifier(
         features, probs = classifier.embed(digits.x[:100])    # (100, 16), (100, 11)
     """
     if dataset.labels is None:
-        raise ValueError(
+        raise UserError(
             f"image diagnostics train a classifier on the labels, and {dataset.name!r} has none"
         )
     if not dataset.is_image:
-        raise ValueError(
+        raise UserError(
             f"{dataset.name!r} holds points of shape {dataset.shape}, not (C, H, W) images"
         )
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -341,7 +342,7 @@ def feature_classifier(
     if net is None:
         net = train_feature_classifier(dataset.x, dataset.labels)
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_save({**expected, "num_classes": net.num_classes, "state": net.state_dict()}, path)
+        atomic_write(path, {**expected, "num_classes": net.num_classes, "state": net.state_dict()})
     return net
 
 
@@ -466,7 +467,7 @@ def _checked_pair(real: Samples, fake: Samples, k: int) -> tuple[np.ndarray, np.
     require_positive("k", k, integer=True)
     real, fake = as_points(real, "real"), as_points(fake, "fake")
     if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"real features have dimension {real.shape[1]}, fake {fake.shape[1]}")
+        raise UserError(f"real features have dimension {real.shape[1]}, fake {fake.shape[1]}")
     return real, fake
 
 
@@ -591,9 +592,9 @@ def image_metrics(
         m["hq_fraction"], m["modes_captured"], m["precision"]   # about (0.91, 10, 0.92)
     """
     if not 0 < confidence <= 1:
-        raise ValueError(f"confidence must be a probability in (0, 1], got {confidence!r}")
+        raise UserError(f"confidence must be a probability in (0, 1], got {confidence!r}")
     if data.shape[1:] != samples.shape[1:]:
-        raise ValueError(
+        raise UserError(
             f"data images have shape {tuple(data.shape[1:])}, samples {tuple(samples.shape[1:])}"
         )
     as_points(samples, "samples")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from scipy import linalg, stats
 
+from ..errors import UserError
 from .checks import Samples, as_point_pair, as_points, check_count
 from .classifier import classifier_kl_both
 from .knn import knn_kl_both, quantisation_widths
@@ -93,7 +94,7 @@ def gaussian_kl(mean0, cov0, mean1, cov1) -> float:
     c0, c1 = np.atleast_2d(np.asarray(cov0, float)), np.atleast_2d(np.asarray(cov1, float))
     d = m0.shape[0]
     if m0.shape != (d,) or m1.shape != (d,) or c0.shape != (d, d) or c1.shape != (d, d):
-        raise ValueError(
+        raise UserError(
             f"gaussian_kl needs means of shape (d,) and covariances (d, d) with one d; got "
             f"{m0.shape}, {c0.shape}, {m1.shape}, {c1.shape}"
         )
@@ -107,11 +108,11 @@ def gaussian_kl(mean0, cov0, mean1, cov1) -> float:
 
 def _cholesky(cov: np.ndarray, name: str) -> np.ndarray:
     if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-12):
-        raise ValueError(f"{name} must be a finite symmetric matrix")
+        raise UserError(f"{name} must be a finite symmetric matrix")
     try:
         return linalg.cholesky(cov, lower=True)
     except linalg.LinAlgError:
-        raise ValueError(
+        raise UserError(
             f"{name} is not positive definite; add a small ridge to its diagonal"
         ) from None
 
@@ -184,7 +185,7 @@ def mc_kl(
             diffs.append((log_p(chunk).double() - log_q(chunk).double()).cpu())
     d = torch.cat(diffs).numpy()
     if not np.all(np.isfinite(d)):
-        raise ValueError(
+        raise UserError(
             f"{int((~np.isfinite(d)).sum())} log-density ratio(s) are NaN or inf: one density "
             "is zero (or not finite) where the other has samples, so the KL is infinite"
         )
@@ -304,10 +305,10 @@ def kl_directions(
         kl["forward"], kl["reverse"], kl["method"]    # 'knn': the model's log-density is not given
     """
     if method not in KL_METHODS:
-        raise ValueError(f"unknown KL method {method!r}; use one of {', '.join(KL_METHODS)}")
+        raise UserError(f"unknown KL method {method!r}; use one of {', '.join(KL_METHODS)}")
     have_densities = data_log_prob is not None and model_log_prob is not None
     if method == "mc" and not have_densities:
-        raise ValueError(
+        raise UserError(
             "method 'mc' needs both data_log_prob and model_log_prob; "
             "use 'knn' or 'classifier' for samples alone"
         )

@@ -32,6 +32,7 @@ import torch
 
 from ..config import require_positive
 from ..data.datasets import read_array_file
+from ..errors import UserError
 from .checks import Samples, as_points
 
 _CHUNK = 65_536  # rows per distance computation: bounds memory at N x K x D
@@ -63,7 +64,7 @@ def mode_coverage(samples: Samples, centers: Samples, std: float, threshold: flo
     x = as_points(samples, "samples")
     c = as_points(centers, "centers")
     if x.shape[1] != c.shape[1]:
-        raise ValueError(f"samples have dimension {x.shape[1]} but the mode centres {c.shape[1]}")
+        raise UserError(f"samples have dimension {x.shape[1]} but the mode centres {c.shape[1]}")
     require_positive("std", std)
     require_positive("threshold", threshold)
     nearest = np.empty(len(x), dtype=np.int64)
@@ -101,13 +102,13 @@ def label_coverage(labels: Samples, num_modes: int, high_quality: np.ndarray | N
     require_positive("num_modes", num_modes, integer=True)
     labels = np.asarray(labels).reshape(-1)
     if labels.size and (labels.min() < 0 or labels.max() >= num_modes):
-        raise ValueError(f"labels must lie in [0, {num_modes}), got {labels.min()}..{labels.max()}")
+        raise UserError(f"labels must lie in [0, {num_modes}), got {labels.min()}..{labels.max()}")
     if high_quality is None:
         hq = np.ones(labels.shape, dtype=bool)
     else:
         hq = np.asarray(high_quality).reshape(-1)
         if hq.shape != labels.shape:
-            raise ValueError(
+            raise UserError(
                 f"high_quality must hold one flag per label: {hq.size} flags, {labels.size} labels"
             )
         # As flags, never as indices: 0/1 integers would otherwise pick labels by position.
@@ -146,14 +147,14 @@ def _checked_centers(centers: Samples, what: str) -> np.ndarray:
     array = centers.detach().cpu().numpy() if isinstance(centers, torch.Tensor) else centers
     array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise ValueError(f"{what}: mode centres must be real numbers, got dtype {array.dtype}")
+        raise UserError(f"{what}: mode centres must be real numbers, got dtype {array.dtype}")
     if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(
+        raise UserError(
             f"{what}: expected a K x D array of mode centres (one per row), got shape {array.shape}"
         )
     bad = ~np.isfinite(array)
     if bad.any():
-        raise ValueError(
+        raise UserError(
             f"{what}: {int(bad.sum())} centre coordinate(s) are NaN or inf "
             f"(first in centre {int(np.argwhere(bad)[0, 0])})"
         )
@@ -182,22 +183,23 @@ def user_modes(
     """
     if centers is None:
         if std is not None:
-            raise ValueError(
-                "std (--std) is the spread of known mode centres; give their file with "
-                "centers (--centers) too"
+            raise UserError(
+                "std is the spread of known mode centres; give their file with centers too",
+                field="centers",
             )
         return None
     if std is None:
-        raise ValueError(
-            "centers (--centers) need std (--std), the modes' standard deviation, which "
-            "sets the high-quality radius (3 std)"
+        raise UserError(
+            "centers need std, the modes' standard deviation, which "
+            "sets the high-quality radius (3 std)",
+            field="std",
         )
     if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std):
-        raise ValueError(f"std (--std) must be a finite number > 0, got {std!r}")
-    require_positive("std (--std)", std)
+        raise UserError(f"std must be a finite number > 0, got {std!r}", field="std")
+    require_positive("std", std)
     if len(data_shape) != 1:
-        raise ValueError(
-            f"centers (--centers) apply to points; this data is images of shape {data_shape}, "
+        raise UserError(
+            f"centers apply to points; this data is images of shape {data_shape}, "
             "whose modes are the classes of the feature classifier"
         )
     if isinstance(centers, (str, os.PathLike)):
@@ -205,7 +207,7 @@ def user_modes(
     else:
         array, source = _checked_centers(centers, "centers"), "the centres given"
     if array.shape[1] != data_shape[0]:
-        raise ValueError(
+        raise UserError(
             f"{source}: the mode centres have dimension {array.shape[1]} but the data "
             f"has dimension {data_shape[0]}"
         )

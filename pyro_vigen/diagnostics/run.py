@@ -42,10 +42,11 @@ import torch
 from .. import __version__
 from ..config import require_positive
 from ..data import DataConfig, Dataset, load_dataset
-from ..infer import load_run, read_history
-from ..infer.run import DIAGNOSTICS, HISTORY, METRICS, RunDir
-from ..infer.vae_training import model_data
+from ..errors import UserError
+from ..infer import load_run
 from ..models import VAE
+from ..models.likelihoods import model_data
+from ..storage import DIAGNOSTICS, HISTORY, METRICS, RunDir, atomic_path, read_history
 from ..threads import torch_threads
 from .checks import as_points
 from .gan import INTERVAL_METHOD as DISC_INTERVAL_METHOD
@@ -232,9 +233,9 @@ def diagnose(
 def _check_finite_parameters(model: torch.nn.Module, run: RunDir) -> None:
     for name, value in model.state_dict().items():
         if value.is_floating_point() and not torch.isfinite(value).all():
-            raise ValueError(
+            raise UserError(
                 f"{run.checkpoint}: the model's {name} holds NaN or inf values; the run "
-                "diverged, so there is nothing to diagnose (retrain it, e.g. with a lower --lr)"
+                "diverged, so there is nothing to diagnose (retrain it, e.g. with a lower lr)"
             )
 
 
@@ -400,13 +401,8 @@ def _write(run: RunDir, metrics: dict, groups: dict, diag_vars: dict, attrs: dic
                 {k: (("step",), np.asarray(v)) for k, v in history.items()},
                 coords={"step": step},
             )
-    # Temp file then rename, as for checkpoints: a crash never leaves half a file.
-    tmp = run.file(f".{DIAGNOSTICS}.tmp")
-    try:
+    with atomic_path(run.file(DIAGNOSTICS)) as tmp:
         arviz.InferenceData(**groups).to_netcdf(str(tmp))
-        os.replace(tmp, run.file(DIAGNOSTICS))
-    finally:
-        tmp.unlink(missing_ok=True)
     run.write_json(METRICS, {k: _json_number(v) for k, v in metrics.items()})
 
 

@@ -50,7 +50,8 @@ from torch.nn import functional as F
 
 from ..data import Dataset, triple_codes
 from ..data.stacked import NUM_CHANNELS, NUM_MODES
-from ..infer.checkpoint import atomic_save
+from ..errors import UserError
+from ..storage import atomic_write
 from ..threads import torch_threads
 from .images import default_cache_dir, load_cached_net
 from .modes import label_coverage
@@ -94,7 +95,7 @@ class DigitLabeller(nn.Module):
     def __init__(self, image_size: int) -> None:
         super().__init__()
         if image_size not in _STAGES:
-            raise ValueError(f"the digit labeller takes 8x8 or 28x28 images, got {image_size}")
+            raise UserError(f"the digit labeller takes 8x8 or 28x28 images, got {image_size}")
         self.image_size = image_size
         self.accuracy: float | None = None
         layers: list[nn.Module] = []
@@ -133,7 +134,7 @@ class DigitLabeller(nn.Module):
         """
         expected = (1, self.image_size, self.image_size)
         if images.dim() != 4 or tuple(images.shape[1:]) != expected or len(images) == 0:
-            raise ValueError(
+            raise UserError(
                 f"the labeller takes (N, {', '.join(map(str, expected))}) images, N >= 1, "
                 f"got {tuple(images.shape)}"
             )
@@ -171,19 +172,17 @@ def train_digit_labeller(
         labeller.predict(digits.x[:5])                              # tensor([0, 1, 2, 3, 4])
     """
     if images.dim() != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3]:
-        raise ValueError(
+        raise UserError(
             f"the labeller trains on square single-channel images (N, 1, H, H), "
             f"got {tuple(images.shape)}"
         )
     if len(images) == 0:
-        raise ValueError("the labeller needs at least one image to train on")
+        raise UserError("the labeller needs at least one image to train on")
     if labels.shape != images.shape[:1]:
-        raise ValueError(f"one label per image needed: {len(labels)} labels, {len(images)} images")
+        raise UserError(f"one label per image needed: {len(labels)} labels, {len(images)} images")
     labels = labels.long()
     if labels.min() < 0 or labels.max() > 9:
-        raise ValueError(
-            f"labels must be digits 0..9, got {int(labels.min())}..{int(labels.max())}"
-        )
+        raise UserError(f"labels must be digits 0..9, got {int(labels.min())}..{int(labels.max())}")
     x = images.float()
     batch = min(_BATCH, len(x))
     steps = min(_EPOCHS * (len(x) // batch), _MAX_STEPS)
@@ -237,9 +236,9 @@ def digit_labeller(source: Dataset, *, cache_dir: str | os.PathLike | None = Non
         labeller.accuracy                                                 # 0.989
     """
     if source.labels is None:
-        raise ValueError(f"the digit labeller trains on labels, and {source.name!r} has none")
+        raise UserError(f"the digit labeller trains on labels, and {source.name!r} has none")
     if source.shape not in {(1, size, size) for size in _STAGES}:
-        raise ValueError(
+        raise UserError(
             f"the digit labeller trains on single-channel 8x8 or 28x28 images; "
             f"{source.name!r} has points of shape {source.shape}"
         )
@@ -254,7 +253,7 @@ def digit_labeller(source: Dataset, *, cache_dir: str | os.PathLike | None = Non
         hits = net.predict(images[held_out]) == source.labels[held_out]
         net.accuracy = float(hits.double().mean())
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_save({**expected, "accuracy": net.accuracy, "state": net.state_dict()}, path)
+        atomic_write(path, {**expected, "accuracy": net.accuracy, "state": net.state_dict()})
     return net
 
 
@@ -285,15 +284,15 @@ def channel_labels(samples: torch.Tensor, labeller: DigitLabeller) -> torch.Tens
     """
     size = labeller.image_size
     if samples.dim() != 4 or tuple(samples.shape[1:]) != (NUM_CHANNELS, size, size):
-        raise ValueError(
+        raise UserError(
             f"stacked images must have shape (N, {NUM_CHANNELS}, {size}, {size}), "
             f"got {tuple(samples.shape)}"
         )
     if len(samples) == 0:
-        raise ValueError("no samples to label (shape (0, ...))")
+        raise UserError("no samples to label (shape (0, ...))")
     bad = ~torch.isfinite(samples)
     if bad.any():
-        raise ValueError(
+        raise UserError(
             f"samples: {int(bad.sum())} value(s) are NaN or inf (first in sample "
             f"{int(bad.nonzero()[0, 0])}); a model that produces them has diverged"
         )

@@ -31,6 +31,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..errors import UserError
 from ..models import VAE
 
 #: k-hat above which importance sampling (and hence the guide) is deemed unreliable.
@@ -61,7 +62,7 @@ def psis_khat(log_weights: torch.Tensor | np.ndarray) -> np.ndarray:
     eps = np.finfo(lw.dtype if np.issubdtype(lw.dtype, np.floating) else np.float64).eps
     lw = lw.astype(np.float64).T  # arviz wants the samples last
     if lw.shape[1] < 2:
-        raise ValueError(f"k-hat needs at least 2 particles per data point, got {lw.shape[1]}")
+        raise UserError(f"k-hat needs at least 2 particles per data point, got {lw.shape[1]}")
     with warnings.catch_warnings():
         # arviz warns when k-hat is large; the caller reports k-hat itself.
         warnings.simplefilter("ignore", UserWarning)
@@ -91,9 +92,9 @@ def vi_metrics(log_weights: torch.Tensor, *, data_entropy: float | None = None) 
     """
     lw = torch.as_tensor(log_weights, dtype=torch.float64)
     if lw.dim() != 2:
-        raise ValueError(f"log_weights must have shape (K, N), got {tuple(lw.shape)}")
+        raise UserError(f"log_weights must have shape (K, N), got {tuple(lw.shape)}")
     if not torch.isfinite(lw).all():
-        raise ValueError(
+        raise UserError(
             f"{int((~torch.isfinite(lw)).sum())} importance log-weight(s) are NaN or inf: "
             "the model or the guide gives a zero or non-finite density"
         )

@@ -1,6 +1,5 @@
-"""Objectives, training loops and checkpoints."""
+"""Objectives, training loops, and loading a trained model back."""
 
-from .checkpoint import CheckpointError, load_checkpoint
 from .discriminator_elbo import DiscriminatorELBO
 from .gan_jit import JitDiscriminatorELBO, JitGeneratorELBO
 from .gan_training import GANIteration, GANTrainConfig, train_gan
@@ -8,12 +7,10 @@ from .generator_elbo import GeneratorELBO
 from .loading import MODEL_KINDS, load_run
 from .loop import BatchSampler, TrainingDiverged, fit, resolve_device
 from .module_svi import ModuleSVI
-from .run import RunDir, read_history
 from .vae_training import VAETrainConfig, make_elbo, train_vae, vae_svi
 
 __all__ = [
     "BatchSampler",
-    "CheckpointError",
     "DiscriminatorELBO",
     "GANIteration",
     "GANTrainConfig",
@@ -22,14 +19,11 @@ __all__ = [
     "JitGeneratorELBO",
     "MODEL_KINDS",
     "ModuleSVI",
-    "RunDir",
     "TrainingDiverged",
     "VAETrainConfig",
     "fit",
-    "load_checkpoint",
     "load_run",
     "make_elbo",
-    "read_history",
     "resolve_device",
     "train_gan",
     "train_vae",

@@ -1,14 +1,25 @@
 """The two GAN phase objectives compiled: one traced graph per step instead of Pyro's handlers.
 
-:class:`JitDiscriminatorELBO` and :class:`JitGeneratorELBO` compute exactly the losses
-of :class:`~pyro_vigen.infer.DiscriminatorELBO` and
-:class:`~pyro_vigen.infer.GeneratorELBO`. Each traces, once per signature, a function
-whose inputs are the parameters, the model's tensor arguments and (generator phase)
-the snapshot's sampled values and generated batch, and whose outputs are the loss and
-what the caller needs afterwards: the model's sampled values and labelled batch
-(discriminator phase, for the snapshot) and the penalty (generator phase). A step then
-runs one graph, with none of Pyro's handlers, sites or distributions: at the sizes of
-the toy problems that is most of a step's cost.
+:class:`JitDiscriminatorELBO` and :class:`JitGeneratorELBO` are
+:class:`~pyro_vigen.infer.DiscriminatorELBO` and
+:class:`~pyro_vigen.infer.GeneratorELBO` with one difference: they trace, once per
+signature, the phase's own ``_terms`` (the function the uncompiled objective calls)
+as a function of the parameters, the model's tensor arguments and the snapshot's
+sampled values and labelled batch, and run that graph instead, as Pyro's
+:class:`~pyro.infer.JitTrace_ELBO` traces :class:`~pyro.infer.Trace_ELBO`'s loss.
+:meth:`~pyro_vigen.infer.discriminator_elbo.PhaseELBO.snapshot` is compiled the same
+way, from the same function as uncompiled. A step then runs one graph, with none of
+Pyro's handlers, sites or distributions: at the sizes of the toy problems that is most
+of a step's cost. Graphs are kept per model, guide, argument shapes, modes and snapshot
+sites; ``prior``, ``loss`` and ``reg_weight`` are constants of them.
+
+They run uncompiled while Pyro's validation is enabled (:func:`~pyro_vigen.infer.fit`
+enables it for a run's first step), so the checks see the model, and under any outer
+Pyro handler: stock :class:`pyro.infer.SVI` finds the parameters through one, so it
+works, without the speed-up; the speed-up is for a loop whose optimiser holds the
+parameters, as :class:`~pyro_vigen.infer.GANIteration`. The parameters are read once,
+when compiling: they must be updated in place (as optimisers and ``load_state_dict``
+do); a model given new parameter tensors needs a new objective.
 
 Batch norm (``GANConfig.gen_batch_norm``) compiles too: the graph keeps the module's
 mode (train mode: the batch's statistics) and updates the running statistics in place,
@@ -32,7 +43,15 @@ from pyro.poutine import Trace
 from pyro.poutine.runtime import am_i_wrapped
 from torch import nn
 
-from .discriminator_elbo import DiscriminatorELBO, discriminator_loss, labelled_batch, param_leaves
+from .discriminator_elbo import (
+    SNAPSHOT,
+    DiscriminatorELBO,
+    guide_trace,
+    labelled_batch,
+    param_leaves,
+    pop_snapshot,
+    trace_model,
+)
 from .generator_elbo import GeneratorELBO
 
 
@@ -133,11 +152,11 @@ def _signature(model, guide, args, kwargs) -> tuple:
 
 def _capture(model, guide, args, kwargs) -> tuple[list[torch.Tensor], list[torch.Tensor], Trace]:
     """The model's and the guide's parameter tensors, and a trace of the model."""
+    model_trace = trace_model(model, args, kwargs)
+    x, y = labelled_batch(model_trace)
     with torch.no_grad(), poutine.block():
-        model_trace = poutine.trace(model).get_trace(*args, **kwargs)
-        x, _ = labelled_batch(model_trace)
-        guide_trace = poutine.trace(guide).get_trace(x)
-    return param_leaves(model_trace), param_leaves(guide_trace), model_trace
+        guide_params = param_leaves(guide_trace(guide, x, y))
+    return param_leaves(model_trace), guide_params, model_trace
 
 
 def _tensor_positions(args) -> list[int]:
@@ -160,90 +179,127 @@ def _trace_of(template: Trace, names: list[str], values, returned) -> Trace:
     return trace
 
 
-class JitDiscriminatorELBO(DiscriminatorELBO):
-    """:class:`~pyro_vigen.infer.DiscriminatorELBO`, compiled once per model, guide and
-    argument shapes.
+def _snapshot_inputs(snapshot: Trace | None) -> tuple[list[str], tuple]:
+    """What of a snapshot a graph takes as inputs: the sites a replay fixes (the sampled,
+    unobserved ones), their values, and the labelled batch after them."""
+    if snapshot is None:
+        return [], ()
+    names = [n for n, s in snapshot.nodes.items() if s["type"] == "sample" and not s["is_observed"]]
+    values = (*(snapshot.nodes[n]["value"] for n in names), *labelled_batch(snapshot))
+    return names, values
 
-    It runs uncompiled while Pyro's validation is enabled (:func:`~pyro_vigen.infer.fit`
-    enables it for a run's first step), so the checks see the model, and under any outer
-    Pyro handler: stock :class:`pyro.infer.SVI` finds the parameters through one, so it
-    works, without the speed-up; the speed-up is for a loop whose optimiser holds the
-    parameters, as :class:`~pyro_vigen.infer.ModuleSVI`. After a compiled evaluation
-    :attr:`last_model_trace` is a light trace built from the graph's outputs: the
-    model's sample sites and its labelled batch, all a generator snapshot needs.
 
-    The parameters are read once, when compiling: they must be updated in place (as
-    optimisers and ``load_state_dict`` do); a model given new parameter tensors needs a
-    new objective.
+class _Compiled:
+    """Runs a :class:`~pyro_vigen.infer.discriminator_elbo.PhaseELBO`'s ``_loss`` and
+    ``snapshot`` as graphs (see the module); mixed in before the phase's class, whose
+    methods it traces."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._graphs: dict = {}
+
+    def snapshot(self, model, *args, **kwargs) -> Trace:
+        """As uncompiled; compiled, a light trace of the graph's outputs: the model's
+        sample sites and its labelled batch, all the phases take of a snapshot."""
+        if _eager():
+            return super().snapshot(model, *args, **kwargs)
+        key = ("snapshot", _signature(model, None, args, kwargs))
+        if key not in self._graphs:
+            self._graphs[key] = self._compile_snapshot(model, args, kwargs)
+        graph, params, positions, template, names = self._graphs[key]
+        # The model runs without gradient: its parameters go in detached.
+        x, y, *values = _run(graph, *(p.detach() for p in params), *(args[i] for i in positions))
+        return _trace_of(template, names, values, (x, y))
+
+    def _compile_snapshot(self, model, args, kwargs) -> tuple:
+        positions = _tensor_positions(args)
+        modules = _modules(model, None)
+        with _compiling(args[positions[0]].device, modules):
+            template = trace_model(model, args, kwargs)
+            params = param_leaves(template)
+            # Every sample site (z, noise, the deterministic x_gen), as the model's trace.
+            names = [n for n, s in template.nodes.items() if s["type"] == "sample"]
+
+            def draw(*inputs):
+                trace = trace_model(
+                    model, _with_tensors(args, positions, inputs[len(params) :]), kwargs
+                )
+                return *labelled_batch(trace), *(trace.nodes[n]["value"] for n in names)
+
+            graph = _Graph(draw, (*params, *(args[i] for i in positions)), modules)
+        return graph, params, positions, template, names
+
+    def _loss(
+        self, model, guide, args, kwargs
+    ) -> tuple[tuple[torch.Tensor, ...], list[torch.Tensor]]:
+        if _eager():
+            return super()._loss(model, guide, args, kwargs)
+        snapshot, kwargs = pop_snapshot(kwargs)
+        names, snapshot_inputs = _snapshot_inputs(snapshot)
+        key = (
+            _signature(model, guide, args, kwargs),
+            tuple(names),
+            tuple(t.shape for t in snapshot_inputs),
+        )
+        if key not in self._graphs:
+            self._graphs[key] = self._compile(model, guide, args, kwargs, snapshot)
+        graph, params, moved, positions = self._graphs[key]
+        # The parameters the phase does not move go in detached: no gradient reaches them.
+        inputs = (p if m else p.detach() for p, m in zip(params, moved, strict=True))
+        tensors = (args[i] for i in positions)
+        terms = _run(graph, *inputs, *tensors, *snapshot_inputs)
+        return terms, [p for p, m in zip(params, moved, strict=True) if m]
+
+    def _compile(self, model, guide, args, kwargs, snapshot: Trace | None) -> tuple:
+        positions = _tensor_positions(args)
+        modules = _modules(model, guide)
+        names, snapshot_inputs = _snapshot_inputs(snapshot)
+        with _compiling(args[positions[0]].device, modules):
+            model_params, guide_params, _ = _capture(model, guide, args, kwargs)
+            params = [*model_params, *guide_params]
+            n_params, n_args = len(params), len(positions)
+            moved: list[bool] = []
+
+            def terms(*inputs):
+                call_kwargs = dict(kwargs)
+                if snapshot is not None:
+                    *values, x_snap, y_snap = inputs[n_params + n_args :]
+                    call_kwargs[SNAPSHOT] = _trace_of(snapshot, names, values, (x_snap, y_snap))
+                call_args = _with_tensors(args, positions, inputs[n_params : n_params + n_args])
+                # The uncompiled objective's own loss; the parameters it returns (the
+                # very tensors of `params`) are those the phase moves.
+                out, phase_params = super(_Compiled, self)._loss(
+                    model, guide, call_args, call_kwargs
+                )
+                moved.extend(any(p is q for q in phase_params) for p in params)
+                return out
+
+            inputs = (*params, *(args[i] for i in positions), *snapshot_inputs)
+            graph = _Graph(terms, inputs, modules)
+        return graph, params, moved, positions
+
+
+class JitDiscriminatorELBO(_Compiled, DiscriminatorELBO):
+    """:class:`~pyro_vigen.infer.DiscriminatorELBO`, compiled (see :mod:`~pyro_vigen.infer.gan_jit`).
 
     Example::
 
         import pyro, torch
-        from pyro_vigen.infer import JitDiscriminatorELBO, ModuleSVI
+        from pyro_vigen.infer import JitDiscriminatorELBO, JitGeneratorELBO
+        disc, gen = JitDiscriminatorELBO(), JitGeneratorELBO(prior="data")
         optim = torch.optim.Adam(gan.discriminator.parameters(), lr=1e-3)  # gan: a VariationalGAN
-        svi_d = ModuleSVI(gan.model, gan.guide, optim, JitDiscriminatorELBO())
         with pyro.validation_enabled(False):
-            svi_d.step(x)     # x: a data batch; compiles on the first call, then runs the graph
+            snapshot = gen.snapshot(gan.model, x)       # x: a data batch; compiles once
+            disc.loss_and_grads(gan.model, gan.guide, x, snapshot=snapshot)
+            optim.step(), optim.zero_grad()
     """
 
-    def __init__(self) -> None:
-        self._compiled: dict = {}
-        self._last: tuple | None = None
-        super().__init__()
 
-    @property
-    def last_model_trace(self) -> Trace | None:
-        if self._last is None:
-            return self._eager_trace
-        return _trace_of(*self._last)
+class JitGeneratorELBO(_Compiled, GeneratorELBO):
+    """:class:`~pyro_vigen.infer.GeneratorELBO`, compiled (see :mod:`~pyro_vigen.infer.gan_jit`).
 
-    @last_model_trace.setter
-    def last_model_trace(self, trace: Trace | None) -> None:
-        # The uncompiled path (and __init__) set it.
-        self._eager_trace, self._last = trace, None
-
-    def _compile(self, model, guide, args, kwargs) -> tuple:
-        positions = _tensor_positions(args)
-        with _compiling(args[positions[0]].device, _modules(model, guide)):
-            model_params, guide_params, template = _capture(model, guide, args, kwargs)
-            # Every sample site (z, noise, the deterministic x_gen), as the model's trace.
-            names = [n for n, s in template.nodes.items() if s["type"] == "sample"]
-            n_params = len(guide_params) + len(model_params)
-
-            def loss_and_values(*inputs):
-                call_args = _with_tensors(args, positions, inputs[n_params:])
-                model_trace, trace = DiscriminatorELBO._get_trace(
-                    self, model, guide, call_args, kwargs
-                )
-                values = [model_trace.nodes[n]["value"] for n in names]
-                return discriminator_loss(model_trace, trace), *labelled_batch(model_trace), *values
-
-            inputs = (*guide_params, *model_params, *(args[i] for i in positions))
-            compiled = _Graph(loss_and_values, inputs, _modules(model, guide))
-        return compiled, guide_params, model_params, positions, template, names
-
-    def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if _eager():
-            return super()._loss(model, guide, args, kwargs)
-        key = _signature(model, guide, args, kwargs)
-        if key not in self._compiled:
-            self._compiled[key] = self._compile(model, guide, args, kwargs)
-        compiled, guide_params, model_params, positions, template, names = self._compiled[key]
-        # The model runs without gradient: its parameters go in detached.
-        frozen = [p.detach() for p in model_params]
-        loss, x, y, *values = _run(compiled, *guide_params, *frozen, *(args[i] for i in positions))
-        self._last = (template, names, values, (x, y))
-        return loss, guide_params
-
-
-class JitGeneratorELBO(GeneratorELBO):
-    """:class:`~pyro_vigen.infer.GeneratorELBO`, compiled once per model, guide, argument
-    shapes and snapshot sites.
-
-    The snapshot enters the graph as inputs (its sampled values and generated batch), so
-    one graph serves every snapshot of those shapes. ``prior``, ``loss`` and
-    ``reg_weight`` are constants of the graph. Uncompiled and compiled as
-    :class:`JitDiscriminatorELBO`, with the same requirement on parameters.
+    The snapshot enters the graph as inputs (its sampled values and labelled batch), so
+    one graph serves every snapshot of those shapes.
 
     :param str prior: as :class:`~pyro_vigen.infer.GeneratorELBO`.
     :param float reg_weight: as :class:`~pyro_vigen.infer.GeneratorELBO`.
@@ -251,69 +307,12 @@ class JitGeneratorELBO(GeneratorELBO):
 
     Example::
 
-        from pyro_vigen.infer import JitGeneratorELBO, ModuleSVI
-        elbo = JitGeneratorELBO(prior="data")    # gan, x, svi_d as for JitDiscriminatorELBO
+        elbo = JitGeneratorELBO(prior="data")   # gan, x, snapshot as for JitDiscriminatorELBO
         optim = torch.optim.Adam(gan.generator.parameters(), lr=1e-3)
-        svi_g = ModuleSVI(gan.model, gan.guide, optim, elbo)
         with pyro.validation_enabled(False):
-            svi_d.step(x)
-            elbo.use_snapshot(svi_d.loss.last_model_trace)
-            svi_g.step(x), svi_g.step(x)
+            for _ in range(2):
+                loss, penalty = elbo.loss_and_grads_with_penalty(
+                    gan.model, gan.guide, x, snapshot=snapshot
+                )
+                optim.step(), optim.zero_grad()
     """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._compiled: dict = {}
-        self._snapshot_inputs: tuple = ()
-        self._snapshot_key: tuple | None = None
-
-    def use_snapshot(self, trace: Trace) -> Trace:
-        super().use_snapshot(trace)
-        # What a replay fixes: the sampled, unobserved sites.
-        names = [
-            n for n, s in trace.nodes.items() if s["type"] == "sample" and not s["is_observed"]
-        ]
-        x_snap, _ = labelled_batch(trace)
-        self._snapshot_inputs = (*(trace.nodes[n]["value"] for n in names), x_snap)
-        self._snapshot_key = (tuple(names), tuple(t.shape for t in self._snapshot_inputs))
-        return trace
-
-    def _compile(self, model, guide, args, kwargs) -> tuple:
-        positions = _tensor_positions(args)
-        snapshot = self._snapshot
-        with _compiling(args[positions[0]].device, _modules(model, guide)):
-            model_params, guide_params, _ = _capture(model, guide, args, kwargs)
-            n_params, n_args = len(model_params) + len(guide_params), len(positions)
-            names = list(self._snapshot_key[0]) if snapshot is not None else []
-
-            def loss_and_penalty(*inputs):
-                call_args = _with_tensors(args, positions, inputs[n_params : n_params + n_args])
-                replayed = None
-                if snapshot is not None:
-                    *values, x_snap = inputs[n_params + n_args :]
-                    _, y_snap = labelled_batch(snapshot)
-                    replayed = _trace_of(snapshot, names, values, (x_snap, y_snap))
-                loss, penalty, _ = self._terms(model, guide, call_args, kwargs, replayed)
-                return loss + penalty, penalty
-
-            inputs = (*model_params, *guide_params, *(args[i] for i in positions))
-            inputs += self._snapshot_inputs if snapshot is not None else ()
-            compiled = _Graph(loss_and_penalty, inputs, _modules(model, guide))
-        return compiled, model_params, guide_params, positions
-
-    def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if _eager():
-            return super()._loss(model, guide, args, kwargs)
-        if self._snapshot is None and self.prior == "data":
-            self._get_trace(model, guide, args, kwargs, None)  # raises the error to act on
-        has_snapshot = self._snapshot is not None
-        key = (_signature(model, guide, args, kwargs), self._snapshot_key if has_snapshot else None)
-        if key not in self._compiled:
-            self._compiled[key] = self._compile(model, guide, args, kwargs)
-        compiled, model_params, guide_params, positions = self._compiled[key]
-        frozen = [p.detach() for p in guide_params]
-        tensors = (args[i] for i in positions)
-        snapshot_inputs = self._snapshot_inputs if has_snapshot else ()
-        loss, penalty = _run(compiled, *model_params, *frozen, *tensors, *snapshot_inputs)
-        self.last_penalty = penalty.item()
-        return loss, model_params

@@ -11,11 +11,13 @@ import torch
 
 from ..config import Config, require_positive
 from ..data import DataConfig
+from ..errors import UserError
+from ..flags import setting
 from ..models import GANConfig, VariationalGAN
 from ..threads import torch_threads
 from .discriminator_elbo import DiscriminatorELBO
 from .gan_jit import JitDiscriminatorELBO, JitGeneratorELBO
-from .generator_elbo import GENERATOR_LOSSES, GeneratorELBO, resolve_reg_weight
+from .generator_elbo import GENERATOR_LOSSES, PRIORS, GeneratorELBO, resolve_reg_weight
 from .loop import (
     BatchSampler,
     TensorBoardLog,
@@ -24,8 +26,7 @@ from .loop import (
     linear_decay,
     summary_writer_class,
 )
-from .module_svi import ModuleSVI
-from .vae_training import start_run
+from .vae_training import TRAIN_HELP, start_run
 
 
 @dataclasses.dataclass
@@ -73,28 +74,40 @@ class GANTrainConfig(Config):
         train.gen_steps                    # 2, the data prior's default
     """
 
-    steps: int = 10_000
-    batch_size: int = 256
-    disc_steps: int = 1
-    gen_steps: int | None = None
-    prior: str = "mixed"
-    reg_weight: float | None = None
-    loss: str = "nonsaturating"
-    lr_disc: float = 1e-3
-    lr_gen: float = 1e-3
-    lr_decay: float = 0.0
-    betas_disc: tuple[float, float] = (0.5, 0.999)
-    betas_gen: tuple[float, float] = (0.5, 0.999)
-    seed: int = 0
-    checkpoint_every: int = 500
-    num_saved_samples: int = 2000
-    jit: bool = True
-    device: str = "cpu"
+    steps: int = setting(10_000, help=TRAIN_HELP["steps"])
+    batch_size: int = setting(256, help=TRAIN_HELP["batch_size"])
+    disc_steps: int = setting(1, help="discriminator steps per iteration")
+    gen_steps: int | None = setting(
+        None, help="generator steps per snapshot (default: 2 with --prior data, else 1)"
+    )
+    prior: str = setting(
+        "mixed",
+        choices=PRIORS,
+        help="prior on x: mixed (the classic GAN) or data (adds the proximal penalty)",
+    )
+    reg_weight: float | None = setting(
+        None, help="penalty weight lambda of --prior data (default: 5)"
+    )
+    loss: str = setting("nonsaturating", choices=GENERATOR_LOSSES, help="generator loss")
+    lr_disc: float = setting(1e-3, help="discriminator Adam learning rate")
+    lr_gen: float = setting(1e-3, help="generator Adam learning rate")
+    lr_decay: float = setting(0.0, help=TRAIN_HELP["lr_decay"])
+    betas_disc: tuple[float, float] = setting((0.5, 0.999), help="discriminator Adam betas")
+    betas_gen: tuple[float, float] = setting((0.5, 0.999), help="generator Adam betas")
+    seed: int = setting(0, help=TRAIN_HELP["seed"])
+    checkpoint_every: int = setting(500, help=TRAIN_HELP["checkpoint_every"])
+    num_saved_samples: int = setting(2000, help=TRAIN_HELP["num_saved_samples"])
+    jit: bool = setting(
+        True,
+        flag="--no-jit",
+        help="run the phase objectives uncompiled (slower, the same numbers)",
+    )
+    device: str = setting("cpu", help=TRAIN_HELP["device"])
 
     def __post_init__(self) -> None:
         self.reg_weight = resolve_reg_weight(self.prior, self.reg_weight)
         if self.loss not in GENERATOR_LOSSES:
-            raise ValueError(
+            raise UserError(
                 f"unknown generator loss {self.loss!r}; use one of {', '.join(GENERATOR_LOSSES)}"
             )
         if self.gen_steps is None:
@@ -114,7 +127,7 @@ class GANTrainConfig(Config):
         for name in ("betas_disc", "betas_gen"):
             betas = tuple(getattr(self, name))
             if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-                raise ValueError(f"{name} must be two numbers in [0, 1), got {betas!r}")
+                raise UserError(f"{name} must be two numbers in [0, 1), got {betas!r}")
             setattr(self, name, betas)
         if self.prior == "data" and self.gen_steps == 1:
             warnings.warn(
@@ -128,25 +141,31 @@ class GANIteration:
     """One training iteration of :func:`train_gan`, both phases.
 
     ``disc_steps`` discriminator steps, each on a fresh minibatch, then ``gen_steps``
-    generator steps on the last of those minibatches. The model's trace of the last
-    discriminator step is the generator's snapshot
-    (:meth:`GeneratorELBO.use_snapshot`): it was drawn from the generator the steps
-    start from, so the model runs once per phase step and never a third time for the
-    snapshot. Every iteration takes the snapshot, under both priors, so both consume
-    random numbers identically and differ only by the penalty.
+    generator steps on the last of those minibatches. Each discriminator step first
+    takes a snapshot of the model (:meth:`GeneratorELBO.snapshot
+    <pyro_vigen.infer.discriminator_elbo.PhaseELBO.snapshot>`) and trains on its
+    labelled batch; the last one is the generator steps' snapshot :math:`\\theta'`,
+    passed to each as the keyword ``snapshot``. It was drawn from the generator the
+    steps start from, so the model runs once per phase step and never a third time for
+    the snapshot. Every iteration takes the snapshot, under both priors, so both
+    consume random numbers identically and differ only by the penalty. The iteration
+    holds the snapshot; the objectives hold nothing between calls.
 
-    Each phase is a :class:`ModuleSVI` with its own :class:`torch.optim.Adam`: over the
-    discriminator's parameters and over the generator's. With ``train.jit`` (the
-    default) the objectives are the compiled :class:`JitDiscriminatorELBO` and
-    :class:`JitGeneratorELBO`: they run uncompiled while Pyro's validation is on (a
-    run's first step) and compile on the next, on a forked random state.
+    Each phase steps its own :class:`torch.optim.Adam`, over the discriminator's
+    parameters and over the generator's, after the objective's ``loss_and_grads`` (as
+    :class:`~pyro_vigen.infer.ModuleSVI` steps; stock :class:`pyro.infer.SVI` with
+    the same snapshots takes the same steps). With ``train.jit`` (the default) the objectives are the
+    compiled :class:`JitDiscriminatorELBO` and :class:`JitGeneratorELBO`: they run
+    uncompiled while Pyro's validation is on (a run's first step) and compile on the
+    next, on a forked random state.
 
     :param VariationalGAN gan: the model.
     :param GANTrainConfig train: the phases' steps, objectives and optimiser settings.
 
-    :ivar ModuleSVI svi_disc: the discriminator phase.
-    :ivar ModuleSVI svi_gen: the generator phase.
-    :ivar GeneratorELBO gen_elbo: the generator's objective (its ``last_penalty``).
+    :ivar DiscriminatorELBO disc_elbo: the discriminator's objective.
+    :ivar GeneratorELBO gen_elbo: the generator's objective.
+    :ivar torch.optim.Adam optim_disc: the discriminator's optimiser.
+    :ivar torch.optim.Adam optim_gen: the generator's optimiser.
 
     Example::
 
@@ -157,6 +176,7 @@ class GANIteration:
     """
 
     def __init__(self, gan: VariationalGAN, train: GANTrainConfig) -> None:
+        self.gan = gan
         self.train = train
         disc_cls, gen_cls = (
             (JitDiscriminatorELBO, JitGeneratorELBO)
@@ -165,14 +185,12 @@ class GANIteration:
         )
         self.disc_elbo = disc_cls()
         self.gen_elbo = gen_cls(prior=train.prior, reg_weight=train.reg_weight, loss=train.loss)
-        optim_disc = torch.optim.Adam(
+        self.optim_disc = torch.optim.Adam(
             gan.discriminator.parameters(), lr=train.lr_disc, betas=train.betas_disc
         )
-        optim_gen = torch.optim.Adam(
+        self.optim_gen = torch.optim.Adam(
             gan.generator.parameters(), lr=train.lr_gen, betas=train.betas_gen
         )
-        self.svi_disc = ModuleSVI(gan.model, gan.guide, optim_disc, self.disc_elbo)
-        self.svi_gen = ModuleSVI(gan.model, gan.guide, optim_gen, self.gen_elbo)
 
     def __call__(self, next_batch: Callable[[], torch.Tensor]) -> dict[str, float]:
         """Run the iteration, drawing each discriminator step's minibatch from ``next_batch()``.
@@ -180,13 +198,25 @@ class GANIteration:
         :returns: the last discriminator step's ``disc_loss``, the last generator step's
             ``gen_loss`` (penalty included) and that step's ``penalty``.
         """
+        model, guide = self.gan.model, self.gan.guide
         for _ in range(self.train.disc_steps):
             batch = next_batch()
-            disc_loss = self.svi_disc.step(batch)
-        self.gen_elbo.use_snapshot(self.disc_elbo.last_model_trace)
+            snapshot = self.gen_elbo.snapshot(model, batch)
+            disc_loss = self.disc_elbo.loss_and_grads(model, guide, batch, snapshot=snapshot)
+            _step(self.optim_disc)
         for _ in range(self.train.gen_steps):
-            gen_loss = self.svi_gen.step(batch)
-        return {"disc_loss": disc_loss, "gen_loss": gen_loss, "penalty": self.gen_elbo.last_penalty}
+            gen_loss, penalty = self.gen_elbo.loss_and_grads_with_penalty(
+                model, guide, batch, snapshot=snapshot
+            )
+            _step(self.optim_gen)
+        return {"disc_loss": disc_loss, "gen_loss": gen_loss, "penalty": penalty}
+
+
+def _step(optim: torch.optim.Optimizer) -> None:
+    """Step ``optim`` on the gradients a phase filled, and clear them, as
+    :meth:`~pyro_vigen.infer.ModuleSVI.step` does."""
+    optim.step()
+    optim.zero_grad()
 
 
 def check_pack(pack: int, batch_size: int) -> None:
@@ -199,15 +229,17 @@ def check_pack(pack: int, batch_size: int) -> None:
         multiple of the pack.
     """
     if pack > batch_size:
-        raise ValueError(
-            f"pack (--pack) {pack} is larger than batch_size (--batch-size) {batch_size}: "
-            "a batch must hold at least one pack of real points"
+        raise UserError(
+            f"pack={pack} is larger than batch_size={batch_size}: "
+            "a batch must hold at least one pack of real points",
+            field="pack",
         )
     if batch_size % pack:
-        raise ValueError(
-            f"batch_size (--batch-size) {batch_size} is not a multiple of pack (--pack) {pack}: "
+        raise UserError(
+            f"batch_size={batch_size} is not a multiple of pack={pack}: "
             f"the real and the generated points of a batch are each split into packs; "
-            f"use e.g. --batch-size {batch_size // pack * pack}"
+            f"use e.g. batch_size={batch_size // pack * pack}",
+            field="batch_size",
         )
 
 
@@ -286,7 +318,7 @@ def train_gan(
             run,
             kind="gan",
             module=gan,
-            optims={"disc": iteration.svi_disc.optim, "gen": iteration.svi_gen.optim},
+            optims={"disc": iteration.optim_disc, "gen": iteration.optim_gen},
             sampler=sampler,
             step_fn=lambda _: iteration(lambda: x[sampler.next().to(device)]),
             columns=["disc_loss", "gen_loss", "penalty"],

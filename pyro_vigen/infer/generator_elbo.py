@@ -8,7 +8,16 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine import Trace
 
-from .discriminator_elbo import PhaseELBO, guide_trace, labelled_batch, param_leaves, row_labels
+from ..errors import UserError
+from .discriminator_elbo import (
+    PhaseELBO,
+    check_label,
+    guide_trace,
+    labelled_batch,
+    param_leaves,
+    pop_snapshot,
+    row_labels,
+)
 
 PRIORS = ("mixed", "data")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
@@ -23,20 +32,21 @@ def resolve_reg_weight(prior: str, reg_weight: float | None) -> float | None:
         no penalty to weigh), or a negative or non-finite weight.
     """
     if prior not in PRIORS:
-        raise ValueError(f"unknown prior {prior!r}; use one of {', '.join(PRIORS)}")
+        raise UserError(f"unknown prior {prior!r}; use one of {', '.join(PRIORS)}")
     if prior == "mixed":
         if reg_weight is not None:
-            raise ValueError(
-                "reg_weight (--reg-weight) only applies to prior 'data' (--prior data); "
-                "the mixed prior has no penalty"
+            raise UserError(
+                f"reg_weight={reg_weight!r} only applies to prior 'data'; "
+                "the mixed prior has no penalty",
+                field="reg_weight",
             )
         return None
     if reg_weight is None:
         return DEFAULT_REG_WEIGHT
     if isinstance(reg_weight, bool) or not isinstance(reg_weight, (int, float)):
-        raise ValueError(f"reg_weight must be a number, got {reg_weight!r}")
+        raise UserError(f"reg_weight must be a number, got {reg_weight!r}")
     if not (math.isfinite(reg_weight) and reg_weight >= 0):
-        raise ValueError(f"reg_weight must be a finite number >= 0, got {reg_weight!r}")
+        raise UserError(f"reg_weight must be a finite number >= 0, got {reg_weight!r}")
     return float(reg_weight)
 
 
@@ -80,27 +90,27 @@ class GeneratorELBO(PhaseELBO):
 
     **The penalty is a proximal term.** At :math:`\theta = \theta'` it and its gradient
     vanish, so it acts only when the generator takes two or more steps against one
-    snapshot: call :meth:`snapshot` once per training iteration, before that
-    iteration's generator steps (or hand it the discriminator step's model trace with
-    :meth:`use_snapshot`, as :class:`~pyro_vigen.infer.GANIteration` does). Each step then replays the snapshot's trace, so every
-    step sees the snapshot's z; with one step per snapshot the data prior's trajectory
-    is exactly the classic GAN's. Under ``prior="mixed"`` a snapshot is optional: with
-    one, the steps reuse its z; without, each step draws fresh z.
+    snapshot. The snapshot is the caller's: take it once per training iteration with
+    :meth:`~pyro_vigen.infer.discriminator_elbo.PhaseELBO.snapshot`, before that
+    iteration's generator steps, and pass it to each as the keyword ``snapshot`` (also
+    to the discriminator's step before them, which then trains on its batch, as
+    :class:`~pyro_vigen.infer.GANIteration` does). Each step replays the snapshot's
+    trace, so every step sees the snapshot's z; with one step per snapshot the data
+    prior's trajectory is exactly the classic GAN's. Under ``prior="mixed"`` a snapshot
+    is optional: with one, the steps reuse its z; without, each step draws fresh z.
 
     The guide runs with its parameters hidden from outer handlers, and gradients are
     accumulated into the model's parameters only, so under :meth:`pyro.infer.SVI.step`
     this phase never moves :math:`\phi` and leaves ``grad`` of :math:`\phi` untouched.
     The graph of :meth:`differentiable_loss` runs through the discriminator too:
     ``backward()`` on it fills :math:`\phi`'s gradients as well, unless called with
-    ``inputs=`` the generator's parameters (as :meth:`loss_and_grads` does).
+    ``inputs=`` the generator's parameters (as :meth:`loss_and_grads` does). The
+    losses include the penalty; :meth:`loss_and_grads_with_penalty` also returns it.
 
     :param str prior: ``"mixed"`` or ``"data"``.
     :param float reg_weight: :math:`\lambda` of the data prior (``None``: 5.0); giving
         one with ``prior="mixed"`` is an error.
     :param str loss: ``"nonsaturating"`` or ``"minimax"``.
-
-    :ivar float last_penalty: the penalty term of the most recent evaluation (0 under
-        the mixed prior), for logging; the losses returned include it.
 
     Example::
 
@@ -108,8 +118,9 @@ class GeneratorELBO(PhaseELBO):
         from pyro_vigen.infer import GeneratorELBO
         elbo = GeneratorELBO(prior="data", reg_weight=5.0)   # gan, x as for DiscriminatorELBO
         svi_g = pyro.infer.SVI(gan.model, gan.guide, pyro.optim.Adam({"lr": 1e-3}), elbo)
-        elbo.snapshot(gan.model, x)     # once per iteration, before its generator steps
-        svi_g.step(x), svi_g.step(x)    # the penalty acts from the second step on
+        snapshot = elbo.snapshot(gan.model, x)   # theta', once per iteration
+        svi_g.step(x, snapshot=snapshot)         # the penalty and its gradient are 0 here
+        svi_g.step(x, snapshot=snapshot)         # and act from the second step on
 
     References:
     [1] Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014.
@@ -128,63 +139,41 @@ class GeneratorELBO(PhaseELBO):
         super().__init__()
         self.reg_weight = resolve_reg_weight(prior, reg_weight)
         if loss not in GENERATOR_LOSSES:
-            raise ValueError(
+            raise UserError(
                 f"unknown generator loss {loss!r}; use one of {', '.join(GENERATOR_LOSSES)}"
             )
         self.prior = prior
         self.generator_loss = loss
-        self.last_penalty = 0.0
-        self._snapshot: Trace | None = None
 
-    def snapshot(self, model, *args, **kwargs) -> Trace:
-        """Take the snapshot :math:`\\theta'` for the coming generator steps.
+    def loss_and_grads_with_penalty(self, model, guide, *args, **kwargs) -> tuple[float, float]:
+        """:meth:`loss_and_grads`, and the data prior's penalty included in its loss.
 
-        Traces ``model(*args, **kwargs)`` once, without gradient and hidden from outer
-        handlers, and keeps the trace: each later evaluation replays the model against
-        it (same z, same noise), and the generated points it returned are
-        :math:`G_{\\theta'}(z)`. Pass the same arguments as to the generator steps.
-
-        :returns: the kept trace (``trace.nodes["z"]["value"]`` is the z of the steps).
+        :returns: the loss (penalty included) and the penalty (0 under the mixed prior).
         """
-        with torch.no_grad(), poutine.block():
-            trace = poutine.trace(model).get_trace(*args, **kwargs)
-        return self.use_snapshot(trace)
+        return self._loss_and_grads(model, guide, args, kwargs)
 
-    def use_snapshot(self, trace: Trace) -> Trace:
-        """Keep a model trace taken elsewhere as the snapshot :math:`\\theta'`.
-
-        The trace must come from the model at the generator the coming steps start
-        from, without gradient: :attr:`DiscriminatorELBO.last_model_trace` of the
-        discriminator step just taken is one, and reusing it spares a second run of the
-        model. The generator steps then see the z the discriminator was just trained
-        on, as PyTorch's DCGAN example reuses its fake batch for both phases.
-
-        :param trace: a trace of the model, as :meth:`snapshot` takes.
-        :returns: ``trace``.
-        :raises ValueError: the model of the trace did not return a labelled batch.
-        """
-        labelled_batch(trace)
-        self._snapshot = trace
-        return trace
-
-    def _get_trace(self, model, guide, args, kwargs, snapshot: Trace | None) -> tuple[Trace, Trace]:
-        """The model's trace (replayed against ``snapshot``) and the guide's on its generated rows.
+    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
+        """The model's trace (replayed against the ``snapshot`` in ``kwargs``) and the
+        guide's on its generated rows.
 
         The guide's parameters are hidden from outer handlers, so SVI collects only
         the model's.
+
+        :raises ValueError: ``prior="data"`` without a snapshot; under validation, a
+            batch without generated rows.
         """
+        snapshot, kwargs = pop_snapshot(kwargs)
         if snapshot is not None:
             model = poutine.replay(model, trace=snapshot)
         elif self.prior == "data":
-            raise ValueError(
-                "prior 'data' needs a snapshot of the generator: call "
-                "GeneratorELBO.snapshot(model, *args) before each iteration's generator steps"
+            raise UserError(
+                "prior 'data' needs a snapshot of the generator: pass "
+                "snapshot=elbo.snapshot(model, *args) to each of an iteration's generator steps"
             )
         model_trace = poutine.trace(model).get_trace(*args, **kwargs)
         x, y = labelled_batch(model_trace)
+        check_label(y, 0)
         generated = y == 0
-        if not bool(generated.any()):
-            raise ValueError("the labelled batch holds no generated row (y = 0)")
         # The non-saturating loss scores the generated points as real (the reversed
         # label); minimax scores them as generated and maximises the discriminator's loss.
         target = float(self.generator_loss == "nonsaturating")
@@ -195,10 +184,10 @@ class GeneratorELBO(PhaseELBO):
         return model_trace, trace
 
     def _terms(
-        self, model, guide, args, kwargs, snapshot: Trace | None
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """The loss without the penalty, the penalty, and the model's parameters."""
-        model_trace, trace = self._get_trace(model, guide, args, kwargs, snapshot)
+        self, model, guide, args, kwargs
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], list[torch.Tensor]]:
+        """The loss (penalty included) and the penalty, and the model's parameters."""
+        model_trace, trace = self._get_trace(model, guide, args, kwargs)
         x, y = labelled_batch(model_trace)
         score = trace.nodes["y"]["log_prob"].mean()
         loss = -score if self.generator_loss == "nonsaturating" else score
@@ -206,13 +195,8 @@ class GeneratorELBO(PhaseELBO):
         if self.prior == "data":
             # Replay fixed z, so row i of both batches is the same z_i (a batch of
             # another size fails in the replay, at the plate).
-            x_snap, _ = labelled_batch(snapshot)
+            x_snap, _ = labelled_batch(pop_snapshot(kwargs)[0])
             generated = row_labels(x, y) == 0
             diff = x[generated] - x_snap[generated]
             penalty = self.reg_weight * diff.pow(2).flatten(1).sum(-1).mean()
-        return loss, penalty, param_leaves(model_trace)
-
-    def _loss(self, model, guide, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        loss, penalty, params = self._terms(model, guide, args, kwargs, self._snapshot)
-        self.last_penalty = penalty.item()
-        return loss + penalty, params
+        return (loss + penalty, penalty), param_leaves(model_trace)

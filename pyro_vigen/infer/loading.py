@@ -7,9 +7,9 @@ import os
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..models import VAE, GANConfig, VAEConfig, VariationalGAN
-from .checkpoint import CheckpointError, load_checkpoint
-from .run import RunDir
+from ..storage import CONFIG, CheckpointError, RunDir, load_checkpoint
 
 # kind -> (config class, model class); each model is built as ``cls(config_cls.from_dict(...))``.
 MODEL_KINDS: dict[str, tuple[type, type]] = {
@@ -39,7 +39,7 @@ def load_run(
     config = run.read_config()
     kind = config.get("kind")
     if kind not in MODEL_KINDS:
-        raise ValueError(
+        raise UserError(
             f"{run.path} holds a run of unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}"
         )
     config_cls, model_cls = MODEL_KINDS[kind]
@@ -49,6 +49,6 @@ def load_run(
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as e:
         raise CheckpointError(
-            f"{run.checkpoint} does not fit the model in {run.file('config.json')}: {e}"
+            f"{run.checkpoint} does not fit the model in {run.file(CONFIG)}: {e}"
         ) from None
     return config, model.to(map_location).eval()

@@ -15,11 +15,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .run import HISTORY, History, RunDir
+from ..errors import UserError
+from ..storage import (
+    HISTORY,
+    History,
+    RunDir,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last complete checkpoint is left in place.
 
     Example::
@@ -83,7 +91,7 @@ TENSORBOARD_IMAGES = 64
 TENSORBOARD_POINTS = 1000
 
 
-class TensorBoardUnavailable(ImportError, ValueError):
+class TensorBoardUnavailable(ImportError, UserError):
     """TensorBoard logging was asked for, but the ``tensorboard`` package is missing.
 
     Also a :class:`ValueError`, so the command line reports it in one line, as it does
@@ -100,7 +108,7 @@ def summary_writer_class() -> type:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise TensorBoardUnavailable(
-            "TensorBoard logging (--tensorboard) needs the tensorboard package: "
+            "TensorBoard logging needs the tensorboard package: "
             "pip install tensorboard (or pip install 'pyro-vigen[tensorboard]')"
         ) from None
     return SummaryWriter
@@ -229,7 +237,7 @@ def fit(
     still caught (as :class:`TrainingDiverged`). The per-step checks would otherwise
     cost 10-20% of a step of small nets.
 
-    :param RunDir run: the run directory; ``history.csv`` and ``checkpoint.pt`` go there.
+    :param ~pyro_vigen.storage.RunDir run: the run directory; ``history.csv`` and ``checkpoint.pt`` go there.
     :param str kind: the model kind recorded in the checkpoint (``"vae"``, ``"gan"``).
     :param module: the model; its ``state_dict`` is checkpointed.
     :param dict optims: the :class:`torch.optim.Optimizer` s by name, their state
@@ -352,11 +360,12 @@ def check_lr_decay(lr_decay: float) -> None:
     :raises ValueError: not a number in ``[0, 1]``.
     """
     if isinstance(lr_decay, bool) or not isinstance(lr_decay, (int, float)):
-        raise ValueError(f"lr_decay must be a number in [0, 1], got {lr_decay!r}")
+        raise UserError(f"lr_decay must be a number in [0, 1], got {lr_decay!r}", field="lr_decay")
     if not 0 <= lr_decay <= 1:
-        raise ValueError(
-            f"lr_decay (--lr-decay) is the share of the run whose learning rate decays, "
-            f"a number in [0, 1]; got {lr_decay!r}"
+        raise UserError(
+            f"lr_decay is the share of the run whose learning rate decays, "
+            f"a number in [0, 1]; got {lr_decay!r}",
+            field="lr_decay",
         )
 
 
@@ -382,9 +391,12 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+        raise UserError(
+            f"unknown device={name!r}; use cpu, cuda, cuda:N or auto", field="device"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "--device cuda was asked for, but no CUDA device is available; use --device cpu"
+        raise UserError(
+            f"device={name!r} was asked for, but no CUDA device is available; use device='cpu'",
+            field="device",
         )
     return device

@@ -15,7 +15,11 @@ from pyro.infer import JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from .. import __version__
 from ..config import C, Config, require_positive
 from ..data import DataConfig, Dataset, load_dataset
+from ..errors import UserError
+from ..flags import setting
 from ..models import VAE, VAEConfig
+from ..models.likelihoods import model_data
+from ..storage import RunDir
 from ..threads import torch_threads
 from .loop import (
     BatchSampler,
@@ -27,9 +31,20 @@ from .loop import (
     summary_writer_class,
 )
 from .module_svi import ModuleSVI
-from .run import RunDir
 
 ELBOS = ("jit", "trace", "meanfield", "iwae")
+
+#: Flag help of the settings both training configs have (see :func:`~pyro_vigen.flags.setting`).
+TRAIN_HELP = {
+    "steps": "training steps",
+    "batch_size": "minibatch size",
+    "lr_decay": "share of the run, at its end, over which the learning rates decay linearly "
+    "towards zero; 0 keeps them constant",
+    "seed": "random seed",
+    "checkpoint_every": "steps between checkpoints",
+    "num_saved_samples": "model samples saved to samples.pt at the end",
+    "device": "cpu, cuda, cuda:N or auto (CUDA where it exists)",
+}
 
 
 @dataclasses.dataclass
@@ -65,16 +80,18 @@ class VAETrainConfig(Config):
         VAETrainConfig.from_json(train.to_json()) == train    # True
     """
 
-    steps: int = 3000
-    batch_size: int = 256
-    lr: float = 1e-3
-    lr_decay: float = 0.0
-    elbo: str = "jit"
-    num_particles: int = 1
-    seed: int = 0
-    checkpoint_every: int = 500
-    num_saved_samples: int = 2000
-    device: str = "cpu"
+    steps: int = setting(3000, help=TRAIN_HELP["steps"])
+    batch_size: int = setting(256, help=TRAIN_HELP["batch_size"])
+    lr: float = setting(1e-3, help="Adam learning rate")
+    lr_decay: float = setting(0.0, help=TRAIN_HELP["lr_decay"])
+    elbo: str = setting(
+        "jit", choices=ELBOS, help="stock Pyro ELBO (default: %(default)s, Trace_ELBO compiled)"
+    )
+    num_particles: int = setting(1, help="particles per ELBO estimate")
+    seed: int = setting(0, help=TRAIN_HELP["seed"])
+    checkpoint_every: int = setting(500, help=TRAIN_HELP["checkpoint_every"])
+    num_saved_samples: int = setting(2000, help=TRAIN_HELP["num_saved_samples"])
+    device: str = setting("cpu", help=TRAIN_HELP["device"])
 
     def __post_init__(self) -> None:
         for name in (
@@ -88,9 +105,9 @@ class VAETrainConfig(Config):
         require_positive("lr", self.lr)
         check_lr_decay(self.lr_decay)
         if self.elbo not in ELBOS:
-            raise ValueError(f"unknown elbo {self.elbo!r}; use one of {', '.join(ELBOS)}")
+            raise UserError(f"unknown elbo {self.elbo!r}; use one of {', '.join(ELBOS)}")
         if self.elbo == "iwae" and self.num_particles < 2:
-            raise ValueError("elbo 'iwae' needs num_particles >= 2 (with 1 it is the plain ELBO)")
+            raise UserError("elbo 'iwae' needs num_particles >= 2 (with 1 it is the plain ELBO)")
 
 
 class _JitTrace_ELBO(JitTrace_ELBO):
@@ -177,44 +194,10 @@ def resolve_data_shape(model: C, dataset: Dataset) -> C:
     if model.data_shape is None:
         model = type(model).from_dict({**model.to_dict(), "data_shape": dataset.shape})
     if tuple(model.data_shape) != dataset.shape:
-        raise ValueError(
+        raise UserError(
             f"data points of {dataset.name!r} have shape {dataset.shape}, but the model expects {tuple(model.data_shape)}"
         )
     return model
-
-
-def model_data(dataset: Dataset, likelihood: str) -> torch.Tensor:
-    """The data as the likelihood sees it.
-
-    ``"bernoulli"`` is a Bernoulli on images binarised at 0.5: its pixels are 0 or 1,
-    so the grey levels are thresholded here. ``"discretized_logistic"`` and
-    ``"continuous_bernoulli"`` model the grey levels in [0, 1] as they are, and
-    ``"normal"`` any real data as it is.
-
-    :param Dataset dataset: the data.
-    :param str likelihood: the VAE's likelihood (:data:`~pyro_vigen.models.vae.LIKELIHOODS`).
-    :returns: the tensor the model is trained and measured on.
-    :raises ValueError: ``"discretized_logistic"`` or ``"continuous_bernoulli"`` on data
-        outside [0, 1], which they do not model.
-
-    Example::
-
-        from pyro_vigen.data import load_dataset
-        from pyro_vigen.infer.vae_training import model_data
-        digits = load_dataset("digits")
-        model_data(digits, "bernoulli").unique()                          # tensor([0., 1.])
-        model_data(digits, "continuous_bernoulli").equal(digits.x)        # True
-    """
-    if likelihood == "bernoulli":
-        return (dataset.x > 0.5).to(torch.get_default_dtype())
-    if likelihood in ("continuous_bernoulli", "discretized_logistic"):
-        lo, hi = dataset.x.min().item(), dataset.x.max().item()
-        if lo < 0 or hi > 1:
-            raise ValueError(
-                f"likelihood {likelihood!r} needs data in [0, 1], but {dataset.name!r} "
-                f"spans [{lo:.3g}, {hi:.3g}]; use likelihood 'normal'"
-            )
-    return dataset.x
 
 
 def run_config(kind: str, data: DataConfig, model: Config, train: Config) -> dict:
@@ -290,7 +273,7 @@ def train_vae(
     :param model: the architecture; ``None`` (or settings left ``None``) take the
         defaults for the data: images get a discretised logistic on their grey levels,
         as they are; ``likelihood="bernoulli"`` binarises them at 0.5 first (see
-        :func:`model_data`).
+        :func:`~pyro_vigen.models.likelihoods.model_data`).
     :param resume: continue from ``out/checkpoint.pt``; the result equals an
         uninterrupted run with the same seed.
     :param overwrite: replace a run already in ``out``.

@@ -12,7 +12,10 @@ from pyro.poutine.runtime import _PYRO_STACK
 from torch import nn
 
 from ..config import Config, require_positive
+from ..errors import UserError
+from ..flags import setting
 from ..nets import MLP, DCGANDiscriminator, DCGANGenerator
+from ..nets.mlp import ACTIVATIONS
 from .naming import register_parts, unique_name
 
 #: Dimension of the generator's noise when :class:`GANConfig` leaves it to the data.
@@ -81,18 +84,32 @@ class GANConfig(Config):
     Reducing mode collapse in GANs using implicit variational learning", NeurIPS 2017.
     """
 
+    # No flag: training takes it from the data.
     data_shape: tuple[int, ...] | None = None
-    noise_dim: int | None = None
-    hidden: tuple[int, ...] = (128, 128)
-    activation: str = "relu"
-    obs_scale: float | None = None
-    pack: int = 1
-    gen_hidden: tuple[int, ...] | None = None
-    disc_hidden: tuple[int, ...] | None = None
-    gen_batch_norm: bool = False
-    disc_maxout: int = 1
-    init_std: float | None = None
-    conv_width: int = 64
+    noise_dim: int | None = setting(None, help="dimension of z (default: 2; 64 for images)")
+    hidden: tuple[int, ...] = setting((128, 128), help="MLP hidden widths")
+    activation: str = setting("relu", choices=ACTIVATIONS, help="hidden activation of the MLPs")
+    obs_scale: float | None = setting(
+        None, help="Gaussian noise std around G(z) (default: none, the classic GAN)"
+    )
+    pack: int = setting(
+        1,
+        help="points the discriminator sees at once (PacGAN; a divisor of --batch-size; "
+        "1 is the classic GAN)",
+    )
+    gen_hidden: tuple[int, ...] | None = setting(None, help="generator widths (default: --hidden)")
+    disc_hidden: tuple[int, ...] | None = setting(
+        None, help="discriminator widths (default: --hidden)"
+    )
+    gen_batch_norm: bool = setting(False, help="batch norm in the generator (points)")
+    disc_maxout: int = setting(
+        1, help="maxout pieces of the discriminator's hidden units (points; 1: none)"
+    )
+    init_std: float | None = setting(
+        None,
+        help="initial weights from N(0, s^2) (points; default: PyTorch's initialisation)",
+    )
+    conv_width: int = setting(64, help="channels of the DCGAN nets of images")
 
     def __post_init__(self) -> None:
         if self.data_shape is not None:
@@ -114,14 +131,14 @@ class GANConfig(Config):
                     require_positive(f"each width of {name}", width, integer=True)
                 setattr(self, name, widths)
         if not isinstance(self.gen_batch_norm, bool):
-            raise ValueError(f"gen_batch_norm must be true or false, got {self.gen_batch_norm!r}")
+            raise UserError(f"gen_batch_norm must be true or false, got {self.gen_batch_norm!r}")
         require_positive("disc_maxout", self.disc_maxout, integer=True)
         if self.init_std is not None:
             require_positive("init_std", self.init_std)
         require_positive("conv_width", self.conv_width, integer=True)
         if self.data_shape is not None and len(self.data_shape) == 3:
             if self.gen_batch_norm or self.disc_maxout != 1 or self.init_std is not None:
-                raise ValueError(
+                raise UserError(
                     "gen_batch_norm, disc_maxout and init_std apply to the MLPs of points; "
                     "the DCGAN nets of images have their own batch norm and initialisation"
                 )
@@ -139,7 +156,7 @@ def pack_rows(x: torch.Tensor, pack: int) -> torch.Tensor:
     """
     n = x.shape[0]
     if n % pack:
-        raise ValueError(
+        raise UserError(
             f"{n} points do not split into packs of {pack}; give a multiple of {pack} points"
         )
     return x.reshape(n // pack, pack * x.shape[1], *x.shape[2:])
@@ -211,7 +228,7 @@ class VariationalGAN(nn.Module):
     def __init__(self, config: GANConfig, *, name: str | None = None) -> None:
         super().__init__()
         if config.data_shape is None:
-            raise ValueError(
+            raise UserError(
                 "GANConfig.data_shape must be set to build a GAN, e.g. GANConfig(data_shape=(2,))"
             )
         self.config = config
@@ -267,7 +284,7 @@ class VariationalGAN(nn.Module):
         if x is None or x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
             got = "None" if x is None else f"shape {tuple(x.shape)}"
             batch = ", ".join(("N", *map(str, shape)))
-            raise ValueError(f"{needs} of shape ({batch}), got {got}{hint}")
+            raise UserError(f"{needs} of shape ({batch}), got {got}{hint}")
 
     def model(self, x_real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:math:`p_\\theta(x|y)\\,p(y)`: the labelled batch of ``x_real`` and as many generated points.
@@ -289,7 +306,7 @@ class VariationalGAN(nn.Module):
             split into packs, or a stock ELBO runs the model (see the class).
         """
         if _replayed_against_drawn_labels():
-            raise ValueError(
+            raise UserError(
                 "stock Pyro ELBOs such as Trace_ELBO cannot fit a VariationalGAN (its "
                 "generated points have no density to score); train it with "
                 "pyro_vigen.infer.DiscriminatorELBO and GeneratorELBO, one SVI each"
@@ -302,7 +319,7 @@ class VariationalGAN(nn.Module):
         register_parts(self.name, self, ("generator",))
         n, m = x_real.shape[0], self.config.pack
         if n % m:
-            raise ValueError(
+            raise UserError(
                 f"a batch of {n} real points does not split into packs of {m} (the GAN's "
                 f"pack); give a batch size that is a multiple of {m}"
             )

@@ -1,4 +1,5 @@
-r"""The discretised logistic, a likelihood for grey levels in [0, 1]."""
+r"""The VAE's likelihoods: the data each one sees, and the discretised logistic for grey
+levels in [0, 1]."""
 
 from __future__ import annotations
 
@@ -6,8 +7,45 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch.nn import functional as F
 
+from ..data import Dataset
+from ..errors import UserError
+
 #: Grey levels of an 8-bit image.
 LEVELS = 256
+
+
+def model_data(dataset: Dataset, likelihood: str) -> torch.Tensor:
+    """The data as the likelihood sees it.
+
+    ``"bernoulli"`` is a Bernoulli on images binarised at 0.5: its pixels are 0 or 1,
+    so the grey levels are thresholded here. ``"discretized_logistic"`` and
+    ``"continuous_bernoulli"`` model the grey levels in [0, 1] as they are, and
+    ``"normal"`` any real data as it is.
+
+    :param Dataset dataset: the data.
+    :param str likelihood: the VAE's likelihood (:data:`~pyro_vigen.models.vae.LIKELIHOODS`).
+    :returns: the tensor the model is trained and measured on.
+    :raises ValueError: ``"discretized_logistic"`` or ``"continuous_bernoulli"`` on data
+        outside [0, 1], which they do not model.
+
+    Example::
+
+        from pyro_vigen.data import load_dataset
+        from pyro_vigen.models.likelihoods import model_data
+        digits = load_dataset("digits")
+        model_data(digits, "bernoulli").unique()                          # tensor([0., 1.])
+        model_data(digits, "continuous_bernoulli").equal(digits.x)        # True
+    """
+    if likelihood == "bernoulli":
+        return (dataset.x > 0.5).to(torch.get_default_dtype())
+    if likelihood in ("continuous_bernoulli", "discretized_logistic"):
+        lo, hi = dataset.x.min().item(), dataset.x.max().item()
+        if lo < 0 or hi > 1:
+            raise UserError(
+                f"likelihood {likelihood!r} needs data in [0, 1], but {dataset.name!r} "
+                f"spans [{lo:.3g}, {hi:.3g}]; use likelihood 'normal'"
+            )
+    return dataset.x
 
 
 class DiscretizedLogistic(TorchDistribution):

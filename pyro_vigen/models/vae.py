@@ -12,7 +12,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import Config, require_positive
+from ..errors import UserError
+from ..flags import setting
 from ..nets import decoder_net, encoder_net
+from ..nets.mlp import ACTIVATIONS
 from .likelihoods import DiscretizedLogistic
 from .naming import register_parts, unique_name
 
@@ -41,7 +44,7 @@ class VAEConfig(Config):
         a density on [0, 1] (Loaiza-Ganem and Cunningham, 2019) whose mean never gets
         below about 0.06 or above 0.94, so its backgrounds are grey; ``"bernoulli"`` for
         a Bernoulli on images binarised at 0.5 (training binarises the data:
-        :func:`~pyro_vigen.infer.vae_training.model_data`). ``None`` picks
+        :func:`~pyro_vigen.models.likelihoods.model_data`). ``None`` picks
         ``"discretized_logistic"`` for images and ``"normal"`` for points.
     :param float scale: fixed scale of the Normal (its standard deviation) or of the
         discretised logistic; ``None`` learns one per data dimension.
@@ -55,12 +58,24 @@ class VAEConfig(Config):
         vae = VAE(config)
     """
 
+    # No flag: training takes it from the data.
     data_shape: tuple[int, ...] | None = None
-    latent_dim: int | None = None
-    hidden: tuple[int, ...] = (128, 128)
-    likelihood: str | None = None
-    scale: float | None = None
-    activation: str = "relu"
+    latent_dim: int | None = setting(None, help="dimension of z (default: 2; 16 for images)")
+    hidden: tuple[int, ...] = setting(
+        (128, 128), help="MLP hidden widths; '' for a linear encoder and decoder"
+    )
+    likelihood: str | None = setting(
+        None,
+        choices=LIKELIHOODS,
+        help="normal; bernoulli (a Bernoulli on images binarised at 0.5); "
+        "continuous_bernoulli or discretized_logistic (grey levels in [0, 1] as they are). "
+        "(default: discretized_logistic for images, normal otherwise)",
+    )
+    scale: float | None = setting(
+        None,
+        help="fixed scale of the normal or discretized_logistic likelihood (default: learned)",
+    )
+    activation: str = setting("relu", choices=ACTIVATIONS, help="hidden activation of the MLPs")
 
     def __post_init__(self) -> None:
         if self.data_shape is not None:
@@ -74,7 +89,7 @@ class VAEConfig(Config):
         if self.latent_dim is not None:
             require_positive("latent_dim", self.latent_dim, integer=True)
         if self.likelihood is not None and self.likelihood not in LIKELIHOODS:
-            raise ValueError(
+            raise UserError(
                 f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}"
             )
         if self.scale is not None:
@@ -125,7 +140,7 @@ class VAE(nn.Module):
     def __init__(self, config: VAEConfig, *, name: str | None = None) -> None:
         super().__init__()
         if config.data_shape is None:
-            raise ValueError(
+            raise UserError(
                 "VAEConfig.data_shape must be set to build a VAE, e.g. VAEConfig(data_shape=(2,))"
             )
         self.config = config
@@ -177,7 +192,7 @@ class VAE(nn.Module):
             ``batch_size`` (which sizes draws without data) is given with it.
         """
         if batch_size is not None:
-            raise ValueError("batch_size only applies when x is None; a batch x has its own size")
+            raise UserError("batch_size only applies when x is None; a batch x has its own size")
         shape = self.config.data_shape
         batched = x.dim() == len(shape) + 1
         # Sizes are traced values under torch.jit (JitTrace_ELBO), whose first run, not
@@ -186,7 +201,7 @@ class VAE(nn.Module):
             not torch.jit.is_tracing() and tuple(x.shape[int(batched) :]) != shape
         ):
             batch = ", ".join(("N", *map(str, shape)))
-            raise ValueError(
+            raise UserError(
                 f"x must be a batch of shape ({batch}) or one point of shape {shape}, "
                 f"got shape {tuple(x.shape)}"
             )
@@ -255,7 +270,7 @@ class VAE(nn.Module):
             another shape, or given with ``batch_size``.
         """
         if x is None:
-            raise ValueError(
+            raise UserError(
                 "VAE.guide needs data x to encode; to draw from the prior, run the model "
                 "alone, e.g. Predictive(vae.model, num_samples=S)(None), or call vae.sample(n)"
             )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from ..errors import UserError
 from .conv import ConvDecoder, ConvEncoder
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .mlp import MLP, Maxout, activation
@@ -77,7 +78,7 @@ def decoder_net(
 
 def _check_conv_options(batch_norm: bool, maxout: int) -> None:
     if batch_norm or maxout != 1:
-        raise ValueError(
+        raise UserError(
             "batch_norm and maxout are options of the MLPs for points; the conv nets of "
             "images take neither"
         )

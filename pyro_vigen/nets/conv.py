@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .mlp import activation
 
 # Stride-2 stages that bring each supported image size down to a small grid:
@@ -14,7 +15,7 @@ _STAGES = {8: 1, 28: 2}
 
 def _check_image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in _STAGES:
-        raise ValueError(f"conv nets support (C, 8, 8) and (C, 28, 28) images, got {shape}")
+        raise UserError(f"conv nets support (C, 8, 8) and (C, 28, 28) images, got {shape}")
     return shape  # type: ignore[return-value]
 
 

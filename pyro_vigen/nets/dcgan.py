@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import UserError
+
 # Stride-2 stages between each supported image size and the small grid the nets start
 # (generator) or end (discriminator) on: 8 -> 4 -> 2, 28 -> 14 -> 7, 32 -> 16 -> 8 -> 4.
 _STAGES = {8: 2, 28: 2, 32: 3}
@@ -31,7 +33,7 @@ INIT_STD = 0.02
 def _check_image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in _STAGES:
         sizes = ", ".join(f"(C, {s}, {s})" for s in _STAGES)
-        raise ValueError(f"DCGAN nets support {sizes} images, got {tuple(shape)}")
+        raise UserError(f"DCGAN nets support {sizes} images, got {tuple(shape)}")
     return shape  # type: ignore[return-value]
 
 

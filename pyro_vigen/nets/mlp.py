@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..config import require_positive
+from ..errors import UserError
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -33,7 +34,7 @@ def activation(name: str) -> nn.Module:
     try:
         return ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(
+        raise UserError(
             f"unknown activation {name!r}; use one of {', '.join(ACTIVATIONS)}"
         ) from None
 
@@ -136,9 +137,9 @@ class MLP(nn.Sequential):
     ) -> None:
         require_positive("maxout", maxout, integer=True)
         if not isinstance(batch_norm, bool):
-            raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
+            raise UserError(f"batch_norm must be True or False, got {batch_norm!r}")
         if batch_norm and maxout > 1:
-            raise ValueError("an MLP takes batch_norm or maxout > 1, not both")
+            raise UserError("an MLP takes batch_norm or maxout > 1, not both")
         layers: list[nn.Module] = []
         sizes = [in_dim, *hidden]
         for a, b in itertools.pairwise(sizes):

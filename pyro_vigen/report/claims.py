@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import UserError
 from .runs import RunRecord
 
 # The roles a claim compares, and how a run's config.json says it plays one.
@@ -133,7 +134,7 @@ def check_claims(records: list[RunRecord]) -> list[dict[str, Any]]:
             continue
         seat = by_seed.setdefault(r.seed, {})
         if role[0] in seat:
-            raise ValueError(
+            raise UserError(
                 f"two {role[0]} runs for seed {r.seed} ({seat[role[0]].path} and {r.path}): "
                 "check the claims on one run of each configuration per seed"
             )

@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 
 from ..config import require_positive
 from ..data import DATASETS, DataConfig, load_dataset
-from ..infer.checkpoint import load_checkpoint
+from ..errors import UserError
 from ..infer.loop import summary_writer_class
-from ..infer.run import METRICS, RunDir
+from ..storage import METRICS, RunDir, atomic_write, load_checkpoint
 from ..threads import resolve_threads
 from .claims import check_claims
 from .document import write_report
@@ -100,7 +100,7 @@ def _run_is_finished(path: Path, steps: int) -> bool:
         return False
     try:
         return load_checkpoint(run.checkpoint)["step"] >= steps
-    except ValueError:
+    except UserError:
         return False
 
 
@@ -200,20 +200,20 @@ def compare(
             # -> PosixPath('runs/compare/report.html'), with runs/compare/summary.json beside it
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
+        raise UserError(f"seeds must be a positive integer, got {seeds!r}", field="seeds")
     resolve_threads(threads)  # a bad count fails here, not in every worker
     if tensorboard is not None:
         summary_writer_class()  # and so does a missing tensorboard
     if data.name not in DATASETS and not Path(data.name).is_file():
-        raise ValueError(
+        raise UserError(
             f"unknown dataset {data.name!r}: use one of {', '.join(DATASETS)}, or a path to a data file"
         )
     if steps is None or vae_steps is None:
         default_gan, default_vae = default_steps(data)
         steps = default_gan if steps is None else steps
         vae_steps = default_vae if vae_steps is None else vae_steps
-    require_positive("steps (--steps)", steps, integer=True)
-    require_positive("vae_steps (--vae-steps)", vae_steps, integer=True)
+    require_positive("steps", steps, integer=True)
+    require_positive("vae_steps", vae_steps, integer=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [
@@ -246,11 +246,11 @@ def compare(
         for future in as_completed(futures):
             try:
                 future.result()
-            except ValueError as e:
+            except UserError as e:  # a bug of the library stops the comparison
                 failures.append(f"{futures[future][4]}: {e}")
             bar.update()
     if failures:
-        raise ValueError(
+        raise UserError(
             f"{len(failures)} run(s) failed (finished runs are kept): " + "; ".join(failures)
         )
 
@@ -261,5 +261,5 @@ def compare(
         "configurations": summarise(records),
         "claims": check_claims(records),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return write_report(run_paths, out / "report.html", title=f"pyro_vigen compare on {data.name}")

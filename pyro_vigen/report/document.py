@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import platform
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,12 @@ import torch
 from markupsafe import Markup
 
 from .. import __version__
+from ..cli import PROG, train_argv
 from ..data import DATASETS, DataConfig, Dataset, load_dataset
+from ..errors import UserError
 from ..infer import load_run
-from ..infer.run import DIAGNOSTICS
+from ..models.likelihoods import model_data
+from ..storage import DIAGNOSTICS, atomic_write
 from . import plots
 from .claims import check_claims
 from .runs import RunRecord, numeric_metrics, read_runs, summarise
@@ -40,47 +44,23 @@ COLUMNS = [
     ("jsd", "JSD (disc.)", "{:.3f}"),
 ]
 
-# Settings that the command line sets under another name or not at all.
-_FLAGS = {"data.name": "--data", "data.seed": "--data-seed"}
-_NO_FLAG = {
-    "model.data_shape",
-    "model.activation",
-    "train.num_saved_samples",
-    "train.device",
-    "train.betas_disc",
-    "train.betas_gen",
-    "train.jit",  # a speed setting: compiled and uncompiled runs give the same numbers
-}
-
 
 def command_for(config: dict[str, Any], out: str | os.PathLike) -> str:
     """The ``pyro-vigen train`` command that reproduces a run's settings.
 
     :param dict config: a run's ``config.json`` as a dict.
     :param out: the run directory the command writes to.
-    :returns: the command as one line (values are not shell-quoted).
+    :returns: the command as one line, shell-quoted: every setting not at its default
+        (:func:`pyro_vigen.cli.train_argv`), so that the command trains the same run.
 
     Example::
 
         from pyro_vigen.infer import RunDir
         from pyro_vigen.report import command_for
         command_for(RunDir("runs/vae").read_config(), "runs/vae2")
-        # 'pyro-vigen train vae --holdout 0.1 --data ring8 ... --steps 200 --out runs/vae2'
+        # "pyro-vigen train vae --hidden '' --likelihood normal ... --out runs/vae2"
     """
-    parts = ["pyro-vigen", "train", config["kind"]]
-    for section in ("data", "model", "train"):
-        for key, value in config[section].items():
-            name = f"{section}.{key}"
-            if value is None or name in _NO_FLAG:
-                continue
-            flag = _FLAGS.get(name, "--" + key.replace("_", "-"))
-            if isinstance(value, bool):
-                parts += [flag] if value else []
-                continue
-            if isinstance(value, list):
-                value = ",".join(str(v) for v in value)
-            parts += [flag, str(value)]
-    return " ".join([*parts, "--out", str(out)])
+    return shlex.join([PROG, *train_argv(config), "--out", str(out)])
 
 
 def _khat(record: RunRecord) -> np.ndarray | None:
@@ -146,8 +126,6 @@ def _vae_image_panels(
     The decoder means are what a VAE's images look like without the likelihood's
     per-pixel noise (blurred where the posterior is uncertain); its draws add that noise.
     """
-    from ..infer.vae_training import model_data
-
     likelihood = record.config["model"]["likelihood"]
     # The binarised Bernoulli sees (and draws) other images than the data's grey levels.
     binarised = "; Bernoulli on images binarised at 0.5" if likelihood == "bernoulli" else ""
@@ -209,7 +187,7 @@ def _user_points(records: list[RunRecord]) -> tuple[np.ndarray, str]:
     try:
         points = load_dataset(config, split="all").x.numpy()
         source = f"the {len(points)} points of {config.name}"
-    except ValueError:
+    except UserError:
         import arviz
 
         stored = []
@@ -220,7 +198,7 @@ def _user_points(records: list[RunRecord]) -> tuple[np.ndarray, str]:
                 if "observed_data" in idata.groups():
                     stored.append(np.asarray(idata["observed_data"]["x"]))
         if not stored:
-            raise ValueError(
+            raise UserError(
                 f"{config.name}, the runs' data file, cannot be read and no run stores its "
                 "points in diagnostics.nc; write the report from the folder the runs were "
                 "trained in"
@@ -605,7 +583,7 @@ def write_report(
     """
     out = Path(out)
     if out.suffix.lower() != ".html":
-        raise ValueError(f"--out must name an .html file, got {out}")
+        raise UserError(f"out must name an .html file, got {out}", field="out")
     records = sorted(read_runs(list(paths)), key=lambda r: (r.label, r.seed, str(r.path)))
     summary = summarise(records)
     claims = _claim_rows(check_claims(records))
@@ -677,7 +655,7 @@ def write_report(
         html_images, md_images = [], []
         for j, (caption, png) in enumerate(section["images"]):
             name = f"fig{i:02d}_{j:02d}.png"
-            (files_dir / name).write_bytes(png)
+            atomic_write(files_dir / name, png)
             html_images.append((caption, base64.b64encode(png).decode("ascii")))
             md_images.append((caption, f"{files_dir.name}/{name}"))
         html_sections.append({"title": section["title"], "images": html_images})
@@ -689,21 +667,15 @@ def write_report(
     html = env.from_string(_HTML).render(
         samples=html_sections[0], sections=html_sections[1:], **context
     )
-    _atomic_write(out, html)
+    atomic_write(out, html)
     md_env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    _atomic_write(
+    atomic_write(
         out.with_suffix(".md"),
         md_env.from_string(_MARKDOWN).render(
             samples=md_sections[0], sections=md_sections[1:], **context
         ),
     )
     return out
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # A table cell (the macro): the estimate, then its interval and notes on lines of their own.

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..infer.run import CHECKPOINT, CONFIG, HISTORY, METRICS, SAMPLES, RunDir, read_history
+from ..errors import UserError
 from ..models import VAEConfig
+from ..storage import CHECKPOINT, CONFIG, HISTORY, METRICS, SAMPLES, RunDir, read_history
 
 
 @dataclasses.dataclass
@@ -22,7 +23,7 @@ class RunRecord:
     :ivar Path path: the run directory.
     :ivar dict config: its ``config.json``.
     :ivar dict metrics: its ``metrics.json``.
-    :ivar dict history: its ``history.csv``, as :func:`~pyro_vigen.infer.read_history` gives it.
+    :ivar dict history: its ``history.csv``, as :func:`~pyro_vigen.storage.read_history` gives it.
     :ivar torch.Tensor samples: the model samples saved at the end of training.
 
     Example::
@@ -76,10 +77,10 @@ def find_runs(paths: list[str | os.PathLike]) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
         if not p.is_dir():
-            raise ValueError(f"{p} is not a folder")
+            raise UserError(f"{p} is not a folder")
         found += sorted(c.parent for c in p.rglob(CONFIG))
     if not found:
-        raise ValueError(
+        raise UserError(
             f"no run directories (folders with {CONFIG}) under {', '.join(map(str, paths))}"
         )
     return found
@@ -95,14 +96,13 @@ def read_run(path: Path) -> RunRecord:
     config = run.read_config()
     missing = [name for name in (CHECKPOINT, HISTORY, SAMPLES) if not run.file(name).is_file()]
     if missing:
-        raise ValueError(
-            f"{path} is a half-written run (missing {', '.join(missing)}); finish it with --resume"
+        raise UserError(
+            f"{path} is a half-written run (missing {', '.join(missing)}); finish it with resume=True"
         )
     if not run.file(METRICS).is_file():
-        raise ValueError(f"{path} was never diagnosed; run `pyro-vigen diagnose {path}` first")
-    samples = torch.load(run.file(SAMPLES), map_location="cpu", weights_only=True)["samples"]
+        raise UserError(f"{path} was never diagnosed; run `pyro-vigen diagnose {path}` first")
     metrics = json.loads(run.file(METRICS).read_text())
-    return RunRecord(path, config, metrics, read_history(run.file(HISTORY)), samples)
+    return RunRecord(path, config, metrics, read_history(run.file(HISTORY)), run.read_samples())
 
 
 def read_runs(paths: list[str | os.PathLike]) -> list[RunRecord]:
@@ -124,10 +124,10 @@ def read_runs(paths: list[str | os.PathLike]) -> list[RunRecord]:
     for path in find_runs(paths):
         try:
             records.append(read_run(path))
-        except ValueError as e:
+        except UserError as e:
             problems.append(str(e))
     if problems:
-        raise ValueError(f"{len(problems)} run(s) cannot be reported: " + "; ".join(problems))
+        raise UserError(f"{len(problems)} run(s) cannot be reported: " + "; ".join(problems))
     _check_one_dataset(records)
     return records
 
@@ -158,7 +158,7 @@ def _check_one_dataset(records: list[RunRecord]) -> None:
             f"in {', '.join(paths)}"
             for (name, shape), paths in folders.items()
         )
-        raise ValueError(
+        raise UserError(
             f"the runs are of {len(folders)} different datasets, which one report cannot "
             f"pool: {found}; make one report per dataset"
         )

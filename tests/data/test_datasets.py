@@ -74,7 +74,7 @@ def test_mnist_reads_idx_files(tmp_path):
 
 
 def test_mnist_absent_names_the_folder(tmp_path):
-    with pytest.raises(ValueError, match=r"MNIST files not found under .*MNIST/raw.*--download"):
+    with pytest.raises(ValueError, match=r"MNIST files not found under .*MNIST/raw.*download=True"):
         load_dataset(DataConfig("mnist", data_root=str(tmp_path)))
 
 

@@ -133,5 +133,5 @@ def test_stacked_mnist_reads_idx_files(tmp_path, monkeypatch):
 
 
 def test_stacked_mnist_absent_names_the_folder(tmp_path):
-    with pytest.raises(ValueError, match=r"MNIST files not found under .*MNIST/raw.*--download"):
+    with pytest.raises(ValueError, match=r"MNIST files not found under .*MNIST/raw.*download=True"):
         load_dataset(DataConfig("stacked_mnist", data_root=str(tmp_path)))

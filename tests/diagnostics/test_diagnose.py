@@ -330,10 +330,10 @@ BAD_CENTRES = {
         "{path}: 1 centre coordinate(s) are NaN or inf (first in centre 1)",
     ),
     "not K x D": ("flat.npy", np.zeros(2), "0.2", "{path}: expected an N x D array"),
-    "std 0": ("ok.npy", CENTERS, "0", "std (--std) must be positive, got 0.0"),
-    "std < 0": ("ok.npy", CENTERS, "-1", "std (--std) must be positive, got -1.0"),
-    "std nan": ("ok.npy", CENTERS, "nan", "std (--std) must be a finite number > 0, got nan"),
-    "no std": ("ok.npy", CENTERS, None, "centers (--centers) need std (--std)"),
+    "std 0": ("ok.npy", CENTERS, "0", "argument --std: std must be positive, got 0.0"),
+    "std < 0": ("ok.npy", CENTERS, "-1", "argument --std: std must be positive, got -1.0"),
+    "std nan": ("ok.npy", CENTERS, "nan", "--std: std must be a finite number > 0, got nan"),
+    "no std": ("ok.npy", CENTERS, None, "argument --std: centers need std"),
 }
 
 
@@ -348,7 +348,7 @@ def test_cli_diagnose_refuses_bad_centres(three_modes, tmp_path, capsys, name, a
 def test_cli_diagnose_refuses_std_without_centres_and_a_missing_file(three_modes, tmp_path, capsys):
     run = str(three_modes / "run")
     assert main(["diagnose", run, "--std", "0.2"]) == 2
-    assert "std (--std) is the spread of known mode centres" in error_line(capsys)
+    assert "argument --centers: std is the spread of known mode centres" in error_line(capsys)
     missing = tmp_path / "missing.npy"
     assert main(["diagnose", run, "--centers", str(missing), "--std", "0.2"]) == 2
     assert f"mode centres file {missing} does not exist" in error_line(capsys)

@@ -125,5 +125,5 @@ def test_load_centers_refuses_what_it_cannot_read(tmp_path, name, text, message)
 
 
 def test_user_modes_refuse_images():
-    with pytest.raises(ValueError, match=r"centers \(--centers\) apply to points; this data is"):
+    with pytest.raises(ValueError, match="centers apply to points; this data is"):
         user_modes(np.zeros((3, 64)), 0.1, data_shape=(1, 8, 8))

@@ -5,10 +5,10 @@ import pyro
 import pytest
 import torch
 from pyro import poutine
-from pyro.infer import SVI
+from pyro.infer import ELBO, SVI
 
 from pyro_vigen.data import ring8
-from pyro_vigen.infer import DiscriminatorELBO, GeneratorELBO
+from pyro_vigen.infer import DiscriminatorELBO, GANIteration, GANTrainConfig, GeneratorELBO
 from pyro_vigen.models import GANConfig, VariationalGAN
 
 
@@ -55,12 +55,13 @@ def test_data_prior_adds_the_penalty_on_the_snapshot_z(loss, reg_weight):
     gan = points_gan()
     x_real = torch.randn(64, 2)
     elbo = GeneratorELBO(prior="data", reg_weight=reg_weight, loss=loss)
-    z = elbo.snapshot(gan.model, x_real).nodes["z"]["value"]
+    snapshot = elbo.snapshot(gan.model, x_real)
+    z = snapshot.nodes["z"]["value"]
     with torch.no_grad():
         at_snapshot = float(by_hand(loss, gan, x_real, z))
     # G' = G: the penalty is exactly zero.
-    assert elbo.loss(gan.model, gan.guide, x_real) == pytest.approx(at_snapshot, abs=1e-5)
-    assert elbo.last_penalty == 0.0
+    got = elbo.loss_and_grads_with_penalty(gan.model, gan.guide, x_real, snapshot=snapshot)
+    assert got == (pytest.approx(at_snapshot, abs=1e-5), 0.0)
 
     snapshot_generator = copy.deepcopy(gan.generator)
     with torch.no_grad():
@@ -69,8 +70,11 @@ def test_data_prior_adds_the_penalty_on_the_snapshot_z(loss, reg_weight):
         penalty = reg_weight * (gan.generator(z) - snapshot_generator(z)).pow(2).sum(-1).mean()
         expected = float(by_hand(loss, gan, x_real, z) + penalty)
     assert float(penalty) > 1e-4
-    assert elbo.loss(gan.model, gan.guide, x_real) == pytest.approx(expected, abs=1e-5)
-    assert elbo.last_penalty == pytest.approx(float(penalty), abs=1e-6)
+    assert elbo.loss(gan.model, gan.guide, x_real, snapshot=snapshot) == pytest.approx(
+        expected, abs=1e-5
+    )
+    got = elbo.loss_and_grads_with_penalty(gan.model, gan.guide, x_real, snapshot=snapshot)
+    assert got == (pytest.approx(expected, abs=1e-5), pytest.approx(float(penalty), abs=1e-6))
 
 
 def test_penalty_gradient_vanishes_at_the_snapshot():
@@ -80,8 +84,8 @@ def test_penalty_gradient_vanishes_at_the_snapshot():
     for prior in ("mixed", "data"):
         elbo = GeneratorELBO(prior=prior)
         pyro.set_rng_seed(1)
-        elbo.snapshot(gan.model, x_real)
-        elbo.loss_and_grads(gan.model, gan.guide, x_real)
+        snapshot = elbo.snapshot(gan.model, x_real)
+        elbo.loss_and_grads(gan.model, gan.guide, x_real, snapshot=snapshot)
         grads[prior] = [p.grad.clone() for p in gan.generator.parameters()]
         gan.generator.zero_grad(set_to_none=True)
     assert all(torch.equal(a, b) for a, b in zip(grads["mixed"], grads["data"], strict=True))
@@ -91,17 +95,29 @@ def test_second_generator_step_penalty_matches_the_snapshot_by_hand():
     gan = points_gan()
     x_real = torch.randn(128, 2)
     elbo = GeneratorELBO(prior="data", reg_weight=5.0)
-    svi = SVI(gan.model, gan.guide, pyro.optim.Adam({"lr": 0.01}), elbo)
+    optim = torch.optim.Adam(gan.generator.parameters(), lr=0.01)
     snapshot = elbo.snapshot(gan.model, x_real)
     z = snapshot.nodes["z"]["value"]
     g_snapshot = snapshot.nodes["x_gen"]["value"]
-    svi.step(x_real)
-    assert elbo.last_penalty == 0.0
+    _, penalty = elbo.loss_and_grads_with_penalty(gan.model, gan.guide, x_real, snapshot=snapshot)
+    assert penalty == 0.0
+    optim.step()
     with torch.no_grad():
         expected = 5.0 * (gan.generator(z) - g_snapshot).pow(2).sum(-1).mean()
-    svi.step(x_real)
+    _, penalty = elbo.loss_and_grads_with_penalty(gan.model, gan.guide, x_real, snapshot=snapshot)
     assert float(expected) > 0
-    assert elbo.last_penalty == pytest.approx(float(expected), rel=1e-5)
+    assert penalty == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_the_objectives_keep_no_state_between_calls():
+    gan = points_gan()
+    disc, gen = DiscriminatorELBO(), GeneratorELBO(prior="data")
+    fresh = (vars(DiscriminatorELBO()), vars(GeneratorELBO(prior="data")))
+    x_real = torch.randn(32, 2)
+    snapshot = gen.snapshot(gan.model, x_real)
+    disc.loss_and_grads(gan.model, gan.guide, x_real, snapshot=snapshot)
+    gen.loss_and_grads_with_penalty(gan.model, gan.guide, x_real, snapshot=snapshot)
+    assert (vars(disc), vars(gen)) == fresh
 
 
 def snapshot_params(gan):
@@ -118,9 +134,9 @@ def test_each_phase_moves_only_its_own_parameters(prior):
 
     # Generator phase first, on a fresh model: phi gets no gradient at all.
     before = snapshot_params(gan)
-    gen_elbo.snapshot(gan.model, x_real)
-    svi_g.step(x_real)
-    svi_g.step(x_real)
+    snapshot = gen_elbo.snapshot(gan.model, x_real)
+    svi_g.step(x_real, snapshot=snapshot)
+    svi_g.step(x_real, snapshot=snapshot)
     after = snapshot_params(gan)
     for k in before:
         assert torch.equal(before[k], after[k]) == k.startswith("discriminator."), k
@@ -140,8 +156,7 @@ def test_each_phase_moves_only_its_own_parameters(prior):
 
     # And back: the generator phase leaves phi's (zeroed) gradients as they are.
     phi_grads = [p.grad.clone() for p in gan.discriminator.parameters()]
-    gen_elbo.snapshot(gan.model, x_real)
-    svi_g.step(x_real)
+    svi_g.step(x_real, snapshot=gen_elbo.snapshot(gan.model, x_real))
     assert all(
         torch.equal(p.grad, g)
         for p, g in zip(gan.discriminator.parameters(), phi_grads, strict=True)
@@ -195,11 +210,12 @@ def test_a_users_own_svi_loop(prior, loss):
     data = ring8().sample(512)
     for _ in range(5):
         batch = data[torch.randperm(512)[:64]]
-        d = svi_d.step(batch)
-        gen_elbo.snapshot(gan.model, batch)
-        g = [svi_g.step(batch) for _ in range(2)]
+        snapshot = gen_elbo.snapshot(gan.model, batch)
+        d = svi_d.step(batch, snapshot=snapshot)
+        g = [svi_g.step(batch, snapshot=snapshot) for _ in range(2)]
         assert math.isfinite(d) and all(math.isfinite(v) for v in g)
-    assert math.isfinite(svi_d.evaluate_loss(batch)) and math.isfinite(svi_g.evaluate_loss(batch))
+    assert math.isfinite(svi_d.evaluate_loss(batch))
+    assert math.isfinite(svi_g.evaluate_loss(batch, snapshot=snapshot))
 
 
 def test_data_prior_without_a_snapshot_is_an_error():
@@ -211,9 +227,9 @@ def test_data_prior_without_a_snapshot_is_an_error():
 def test_snapshot_of_another_batch_size_is_an_error():
     gan = points_gan()
     elbo = GeneratorELBO(prior="data")
-    elbo.snapshot(gan.model, torch.randn(8, 2))
+    snapshot = elbo.snapshot(gan.model, torch.randn(8, 2))
     with pytest.raises(ValueError, match="generated"):
-        elbo.loss(gan.model, gan.guide, torch.randn(5, 2))
+        elbo.loss(gan.model, gan.guide, torch.randn(5, 2), snapshot=snapshot)
 
 
 @pytest.mark.parametrize(
@@ -252,3 +268,61 @@ def test_guide_must_have_a_y_site():
     gan = points_gan()
     with pytest.raises(ValueError, match="sample site 'y'"):
         DiscriminatorELBO().loss(gan.model, lambda x: None, torch.randn(8, 2))
+
+
+@pytest.mark.parametrize("prior", ["mixed", "data"])
+def test_stock_svi_takes_the_steps_of_the_training_iteration(prior):
+    # Stock SVI, pyro.optim's Adam per parameter, with the iteration's snapshots passed
+    # by keyword; GANIteration, one torch Adam per phase: the same arithmetic.
+    ours, stock = points_gan(), points_gan()
+    stock.load_state_dict(ours.state_dict())
+    train = GANTrainConfig(prior=prior, gen_steps=2, jit=False)
+    iteration = GANIteration(ours, train)
+    adam = {"lr": train.lr_disc, "betas": train.betas_disc}
+    disc, gen = DiscriminatorELBO(), GeneratorELBO(prior=prior)
+    svi_d = SVI(stock.model, stock.guide, pyro.optim.Adam(adam), disc)
+    svi_g = SVI(stock.model, stock.guide, pyro.optim.Adam(adam), gen)
+    data = ring8().sample(512, torch.Generator().manual_seed(0))
+    for step in range(5):
+        batch = data[64 * step : 64 * (step + 1)]
+        pyro.set_rng_seed(step)
+        got = iteration(lambda batch=batch: batch)
+        pyro.set_rng_seed(step)
+        snapshot = gen.snapshot(stock.model, batch)
+        d = svi_d.step(batch, snapshot=snapshot)
+        g = [svi_g.step(batch, snapshot=snapshot) for _ in range(2)]
+        assert got["disc_loss"] == pytest.approx(d, rel=1e-6)
+        assert got["gen_loss"] == pytest.approx(g[-1], rel=1e-6)
+    assert (got["penalty"] > 0) == (prior == "data")
+    for (k, p), q in zip(ours.state_dict().items(), stock.state_dict().values(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6), k
+
+
+@pytest.mark.parametrize("phase", ["disc", "gen"])
+def test_pyros_get_traces_runs_the_objectives(phase):
+    gan = points_gan()
+    elbo = DiscriminatorELBO() if phase == "disc" else GeneratorELBO(prior="data")
+    x_real = torch.randn(16, 2)
+    snapshot = elbo.snapshot(gan.model, x_real)
+    # The base class's generator of (model trace, guide trace), one per particle.
+    traces = list(ELBO._get_traces(elbo, gan.model, gan.guide, (x_real,), {"snapshot": snapshot}))
+    assert len(traces) == elbo.num_particles == 1
+    model_trace, guide_trace = traces[0]
+    assert torch.equal(model_trace.nodes["z"]["value"], snapshot.nodes["z"]["value"])
+    labels = guide_trace.nodes["y"]["value"]
+    assert labels.shape == ((32,) if phase == "disc" else (16,))
+
+
+def test_the_check_of_the_labels_runs_only_under_validation():
+    gan = points_gan()
+
+    def real_only(x_real):
+        # A labelled batch with no generated row: the discriminator's mean over y = 0
+        # is over nothing.
+        return x_real, torch.ones(len(x_real))
+
+    x_real = torch.randn(8, 2)
+    with pyro.validation_enabled(True), pytest.raises(ValueError, match="no row with y = 0"):
+        DiscriminatorELBO().loss(real_only, gan.guide, x_real)
+    with pyro.validation_enabled(False), pytest.warns(UserWarning, match="Encountered NaN: loss"):
+        assert math.isnan(DiscriminatorELBO().loss(real_only, gan.guide, x_real))

@@ -10,12 +10,11 @@ from pyro_vigen.infer import (
     DiscriminatorELBO,
     GANTrainConfig,
     TrainingDiverged,
-    load_checkpoint,
     load_run,
-    read_history,
     train_gan,
 )
 from pyro_vigen.models import GANConfig
+from pyro_vigen.storage import load_checkpoint, read_history
 
 SMALL = DataConfig("ring8", num_points=600)
 SMALL_MODEL = GANConfig(hidden=(16, 16))

@@ -5,8 +5,9 @@ import pytest
 import torch
 from pyro.infer.util import is_validation_enabled
 
-from pyro_vigen.infer import BatchSampler, RunDir, fit
+from pyro_vigen.infer import BatchSampler, fit
 from pyro_vigen.infer.loop import check_lr_decay, linear_decay
+from pyro_vigen.storage import RunDir
 
 
 def record_validation(tmp_path, steps: int, resume: bool) -> list[bool]:

@@ -10,11 +10,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from pyro_vigen.cli import main
 from pyro_vigen.data import DataConfig
-from pyro_vigen.infer import BatchSampler, RunDir, fit, load_run, read_history, train_gan, train_vae
+from pyro_vigen.infer import BatchSampler, fit, load_run, train_gan, train_vae
 from pyro_vigen.infer.gan_training import GANTrainConfig
 from pyro_vigen.infer.loop import TensorBoardLog, TensorBoardUnavailable
 from pyro_vigen.infer.vae_training import VAETrainConfig
 from pyro_vigen.models import GANConfig, VAEConfig
+from pyro_vigen.storage import RunDir, read_history
 
 POINTS = DataConfig("ring8", num_points=300)
 

@@ -1,4 +1,3 @@
-import argparse
 import math
 
 import pyro
@@ -14,9 +13,7 @@ from pyro.infer import (
 )
 from torch import nn
 
-from pyro_vigen.cli import build_parser
 from pyro_vigen.models import VAE, VAEConfig
-from pyro_vigen.models.vae import LIKELIHOODS
 
 
 def points_vae(**kw):
@@ -50,16 +47,6 @@ def test_shapes(shape, likelihood):
 def test_likelihood_defaults_follow_the_data():
     assert VAEConfig(data_shape=(2,)).likelihood == "normal"
     assert VAEConfig(data_shape=(1, 8, 8)).likelihood == "discretized_logistic"
-
-
-def test_cli_likelihood_choices_are_the_models():
-    def subcommand(parser, name):
-        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        return action.choices[name]
-
-    vae = subcommand(subcommand(build_parser(), "train"), "vae")
-    (action,) = [a for a in vae._actions if a.dest == "likelihood"]
-    assert tuple(action.choices) == LIKELIHOODS
 
 
 class FixedLogits(nn.Module):

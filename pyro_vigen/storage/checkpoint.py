@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..errors import UserError
+from .atomic import atomic_write
+
 FORMAT = "pyro_vigen-checkpoint"
 # 2: optimiser state is a torch.optim state_dict (1 held pyro.optim's per-parameter state).
 FORMAT_VERSION = 2
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint file that is missing, truncated, or not one of this library's.
 
     Example::
 
-        from pyro_vigen.infer import CheckpointError, load_checkpoint
+        from pyro_vigen.storage import CheckpointError, load_checkpoint
         try:
             load_checkpoint("runs/vae/checkpoint.pt", kind="gan")
         except CheckpointError as e:    # a ValueError
@@ -29,35 +31,18 @@ class CheckpointError(ValueError):
     """
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
-
-    A run killed at any moment leaves either the previous complete file or the new one.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_checkpoint(path: str | os.PathLike, *, kind: str, step: int, **state: Any) -> None:
-    atomic_save(
-        {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "step": step, **state},
+    """Write a checkpoint atomically: the format fields, ``kind``, ``step`` and ``state``.
+
+    :param path: the checkpoint file.
+    :param str kind: the model kind it holds, which :func:`load_checkpoint` checks.
+    :param int step: the training step it was written at.
+    :param state: the rest (``model``, ``optim``, ``rng``...), tensors and plain data
+        that ``torch.load(..., weights_only=True)`` reads back.
+    """
+    atomic_write(
         path,
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "step": step, **state},
     )
 
 
@@ -75,7 +60,7 @@ def load_checkpoint(
 
     Example::
 
-        from pyro_vigen.infer import load_checkpoint
+        from pyro_vigen.storage import load_checkpoint
         state = load_checkpoint("runs/vae/checkpoint.pt", kind="vae")
         state["step"]                 # the step it was written at
         vae.load_state_dict(state["model"])   # vae: a VAE of the run's config
@@ -114,6 +99,7 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the random-number states :func:`rng_state` returned."""
     torch.set_rng_state(state["torch"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
