@@ -58,7 +58,7 @@ from protocol_runs import (
 )
 
 from pyro_vigen.data import DataConfig
-from pyro_vigen.infer import GANIteration, GANTrainConfig, VAETrainConfig, train_gan, train_vae
+from pyro_vigen.infer import GANIteration, GANTrainConfig, VAETrainConfig
 from pyro_vigen.models import GANConfig, VAEConfig, VariationalGAN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,15 +235,14 @@ def run_one(row: str, data: str, seed: int, steps: int, out: str, device: str) -
     """
     _, kind, pack, settings = ROWS[row]
     if kind == "vae":
-        train, config, model = train_vae, protocol_vae_train(steps, seed, device), protocol_vae()
+        config, model = protocol_vae_train(steps, seed, device), protocol_vae()
     else:
-        train = train_gan
         config = protocol_gan_train(pack, steps, seed, device, **settings)
         model = protocol_gan(pack)
     return train_and_diagnose(
         Path(out),
         {"row": row, "data": data, "seed": seed},
-        train,
+        kind,
         data_config(data),
         config,
         model,

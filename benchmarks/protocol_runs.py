@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from pyro_vigen.diagnostics import diagnose
-from pyro_vigen.infer import TrainingDiverged
+from pyro_vigen.infer import TrainingDiverged, train
 from pyro_vigen.storage import METRICS, RunDir, load_checkpoint
 
 
@@ -44,7 +44,7 @@ def finished(path: Path, steps: int, num_samples: int) -> bool:
 def train_and_diagnose(
     path: Path,
     labels: dict,
-    train: Callable,
+    kind: str,
     data,
     config,
     model,
@@ -57,7 +57,7 @@ def train_and_diagnose(
 
     :param Path path: the run directory.
     :param dict labels: what names the run in the results (row, seed, ...).
-    :param train: ``train_gan`` or ``train_vae``.
+    :param str kind: the run's model family, ``"gan"`` or ``"vae"``.
     :param data: the run's :class:`~pyro_vigen.data.DataConfig`.
     :param config: its training config (its ``steps`` is the run's budget).
     :param model: its model config.
@@ -73,7 +73,7 @@ def train_and_diagnose(
     if not finished(path, config.steps, num_samples):
         resume = RunDir(path).checkpoint.is_file()
         try:
-            train(path, data, config, model, resume=resume, progress=False)
+            train(kind, path, data, config, model, resume=resume, progress=False)
         except TrainingDiverged as e:
             return {**result, "error": str(e)}
         diagnose(path, num_samples=num_samples, seed=seed)

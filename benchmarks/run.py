@@ -238,7 +238,7 @@ def _vae_steps(data_dim: int, hidden: int, latent: int, batch: int) -> dict:
         data_shape=(data_dim,), hidden=(hidden,), latent_dim=latent, likelihood="normal"
     )
 
-    # The library: the step train_vae takes, timed as fit runs it after a run's first step.
+    # The library: the step the VAE family trains with, timed as fit runs it after a run's first step.
     svi = vae_svi(VAE(config), VAETrainConfig(lr=1e-3), x, num_data=num_data)
 
     # Stock Pyro, as its VAE tutorials write it: pyro.module per net, a subsampled plate,
@@ -314,7 +314,7 @@ def _gan_iterations(config, x: torch.Tensor) -> dict[str, float]:
     adam = {"lr": 1e-3, "betas": (0.5, 0.999)}
     n = x.shape[0]
 
-    # The library: the iteration train_gan runs (classic GAN, one step per phase), timed as
+    # The library: the iteration the GAN family runs (classic GAN, one step per phase), timed as
     # fit runs it after a run's first step.
     iteration = GANIteration(
         VariationalGAN(config), GANTrainConfig(lr_disc=adam["lr"], lr_gen=adam["lr"])

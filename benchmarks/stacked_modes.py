@@ -50,7 +50,7 @@ from protocol_runs import (
 
 from pyro_vigen.data import DataConfig
 from pyro_vigen.diagnostics.stacked import PROTOCOL_SAMPLES
-from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, train_gan, train_vae
+from pyro_vigen.infer import GANTrainConfig, VAETrainConfig
 from pyro_vigen.models import GANConfig, VAEConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,13 +147,13 @@ def run_one(row: str, seed: int, steps: int, num_samples: int, out: str, device:
     _, kind, pack, settings = ROWS[row]
     common = dict(steps=steps, seed=seed, checkpoint_every=CHECKPOINT_EVERY, device=device)
     if kind == "vae":
-        train, config, model = train_vae, VAETrainConfig(**common), VAEConfig()
+        config, model = VAETrainConfig(**common), VAEConfig()
     else:
-        train, config, model = train_gan, GANTrainConfig(**common, **settings), GANConfig(pack=pack)
+        config, model = GANTrainConfig(**common, **settings), GANConfig(pack=pack)
     return train_and_diagnose(
         Path(out),
         {"row": row, "seed": seed},
-        train,
+        kind,
         data_config(),
         config,
         model,

@@ -1,7 +1,7 @@
 """The GAN's prior on x, as a fair ablation on the ring of eight Gaussians.
 
 Trains two :class:`~pyro_vigen.models.VariationalGAN` s on ``ring8`` with
-:func:`~pyro_vigen.infer.train_gan`, identical except for the prior on x in the
+:func:`~pyro_vigen.infer.train` of the GAN family, identical except for the prior on x in the
 generator phase (:class:`~pyro_vigen.infer.GeneratorELBO`):
 
 - ``prior="mixed"``: the classic GAN objective;
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pyro_vigen.data import DataConfig
 from pyro_vigen.diagnostics import diagnose
-from pyro_vigen.infer import GANTrainConfig, train_gan
+from pyro_vigen.infer import GANTrainConfig, train
 
 
 def main() -> None:
@@ -39,10 +39,10 @@ def main() -> None:
 
     steps, num_points, num_samples = (100, 2000, 500) if args.quick else (3000, 10_000, 5000)
     data = DataConfig(name="ring8", num_points=num_points)
-    settings = {"mixed": {}, "data": {"reg_weight": args.reg_weight}}
-    for prior, extra in settings.items():
+    priors = {"mixed": {}, "data": {"reg_weight": args.reg_weight}}
+    for prior, extra in priors.items():
         # The same seed, data and gen_steps=2 for both: they differ only by the penalty.
-        train = GANTrainConfig(
+        settings = GANTrainConfig(
             steps=steps,
             seed=args.seed,
             prior=prior,
@@ -52,7 +52,7 @@ def main() -> None:
         )
         run = Path(args.out) / f"prior_{prior}"
         # One torch thread, the library's default for its small nets (threads=N for more).
-        train_gan(run, data, train, overwrite=True, progress=False)
+        train("gan", run, data, settings, overwrite=True, progress=False)
         # A GAN has no density: diagnose() estimates both KLs by k-nearest neighbours.
         m = diagnose(run, num_samples=num_samples)
         print(

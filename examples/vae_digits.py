@@ -2,7 +2,7 @@
 
 The ``digits`` dataset ships with scikit-learn, so this runs offline. The grey levels
 are modelled as they are, with a discretised logistic likelihood (the default for
-images), through a small conv encoder and decoder; :func:`~pyro_vigen.infer.train_vae`
+images), through a small conv encoder and decoder; :func:`~pyro_vigen.infer.train`
 trains it with stock Pyro ``SVI``. The script saves two grids with
 :func:`torchvision.utils.save_image`:
 
@@ -25,7 +25,7 @@ import torch
 from torchvision.utils import save_image
 
 from pyro_vigen.data import DataConfig, load_dataset
-from pyro_vigen.infer import VAETrainConfig, train_vae
+from pyro_vigen.infer import VAETrainConfig, train
 from pyro_vigen.models import VAEConfig
 
 
@@ -45,13 +45,14 @@ def main() -> None:
 
     steps = 30 if args.quick else 3000
     data = DataConfig(name="digits")
-    train = VAETrainConfig(steps=steps, batch_size=128, seed=args.seed, num_saved_samples=64)
+    settings = VAETrainConfig(steps=steps, batch_size=128, seed=args.seed, num_saved_samples=64)
     # One torch thread, the library's default: threads=2 trains these small conv nets
     # about 1.4x faster on an idle 2-core machine, and several times slower on a busy one.
-    vae = train_vae(
+    vae = train(
+        "vae",
         out / "run",
         data,
-        train,
+        settings,
         VAEConfig(latent_dim=args.latent_dim),
         overwrite=True,
         progress=False,

@@ -1,7 +1,7 @@
 """A VAE on the ring of eight Gaussians: every mode covered, and blurred.
 
 Trains a :class:`~pyro_vigen.models.VAE` on ``ring8`` (8 tight Gaussians on the unit
-circle) with :func:`~pyro_vigen.infer.train_vae`, which steps Pyro's compiled
+circle) with :func:`~pyro_vigen.infer.train` of the VAE family, which steps Pyro's compiled
 ``JitTrace_ELBO`` and writes a run directory, then measures it with
 :func:`~pyro_vigen.diagnostics.diagnose`. Maximising the ELBO minimises a KL with the
 model in the second slot, which behaves like the forward :math:`KL(p_{data}\\|p_{model})`:
@@ -19,7 +19,7 @@ import argparse
 
 from pyro_vigen.data import DataConfig
 from pyro_vigen.diagnostics import diagnose
-from pyro_vigen.infer import VAETrainConfig, train_vae
+from pyro_vigen.infer import VAETrainConfig, train
 
 
 def main() -> None:
@@ -31,11 +31,11 @@ def main() -> None:
 
     steps, num_points, num_samples = (100, 2000, 500) if args.quick else (3000, 10_000, 5000)
     data = DataConfig(name="ring8", num_points=num_points)
-    train = VAETrainConfig(steps=steps, seed=args.seed, num_saved_samples=num_samples)
+    settings = VAETrainConfig(steps=steps, seed=args.seed, num_saved_samples=num_samples)
     # overwrite=True: rerunning the example replaces the previous run in --out. Training
     # and diagnosis run on one torch thread, the library's default for its small nets
     # (threads=N asks for more).
-    train_vae(args.out, data, train, overwrite=True, progress=False)
+    train("vae", args.out, data, settings, overwrite=True, progress=False)
 
     # diagnose() reads the run back from disk and writes metrics.json beside it.
     # The VAE has a density (by importance sampling), so both KLs are Monte Carlo ("mc").

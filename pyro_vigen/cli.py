@@ -14,17 +14,15 @@ from . import __version__
 from .data import DataConfig
 from .errors import UserError
 from .flags import add_flags, config_from_args, to_argv
-from .infer import GANTrainConfig, VAETrainConfig, train_gan, train_vae
-from .models import GANConfig, VAEConfig
+from .infer import Family, families, get_family, train
 
 PROG = "pyro-vigen"
 
-#: Each ``train`` command: the configs it builds, by their section of a run's
-#: ``config.json``, and the function that trains.
-TRAIN_COMMANDS = {
-    "vae": ({"data": DataConfig, "model": VAEConfig, "train": VAETrainConfig}, train_vae),
-    "gan": ({"data": DataConfig, "model": GANConfig, "train": GANTrainConfig}, train_gan),
-}
+
+def sections(family: Family) -> dict[str, type]:
+    """The configs a ``train <family>`` command builds, by their section of a run's
+    ``config.json``."""
+    return {"data": DataConfig, "model": family.model_config, "train": family.train_config}
 
 
 def _show_default(value) -> str:
@@ -140,13 +138,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    """Build the configs of ``train vae`` or ``train gan`` from the flags, and train."""
-    configs, train_fn = TRAIN_COMMANDS[args.model]
-    train_fn(
+    """Build the configs of ``train <family>`` from the flags, and train."""
+    family = get_family(args.model)
+    train(
+        family,
         args.out,
-        config_from_args(configs["data"], args),
-        config_from_args(configs["train"], args),
-        config_from_args(configs["model"], args),
+        config_from_args(DataConfig, args),
+        config_from_args(family.train_config, args),
+        config_from_args(family.model_config, args),
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
@@ -168,9 +167,8 @@ def train_argv(config: dict[str, Any]) -> list[str]:
     :returns: the arguments, ``["train", "vae", "--hidden", "", ...]``; print them with
         :func:`shlex.join`.
     """
-    configs, _ = TRAIN_COMMANDS[config["kind"]]
     argv = ["train", config["kind"]]
-    for section, cls in configs.items():
+    for section, cls in sections(get_family(config["kind"])).items():
         argv += to_argv(cls.from_dict(config[section]))
     return argv
 
@@ -255,16 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model into a run directory")
     models = train.add_subparsers(dest="model", required=True, parser_class=_Parser)
 
-    for kind, help in (
-        ("vae", "train a VAE with stock SVI"),
-        ("gan", "train a GAN as VI over the real/fake label"),
-    ):
-        configs, _ = TRAIN_COMMANDS[kind]
-        p = models.add_parser(kind, help=help)
+    # One subcommand per registered family, a family registered before main() included.
+    for family in families().values():
+        p = models.add_parser(family.name, help=family.help)
         _add_data_args(p)
         _add_run_args(p)
-        add_flags(p.add_argument_group("model"), configs["model"])
-        add_flags(p.add_argument_group("training"), configs["train"])
+        add_flags(p.add_argument_group("model"), family.model_config)
+        add_flags(p.add_argument_group("training"), family.train_config)
         p.set_defaults(func=_cmd_train, command_parser=p)
 
     p = sub.add_parser(

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-import pyro_vigen.infer.gan_training as gan_training
+import pyro_vigen.infer.family as family
 from pyro_vigen.data import DataConfig
-from pyro_vigen.infer import GANTrainConfig, train_gan
+from pyro_vigen.infer import GANTrainConfig, train
 from pyro_vigen.models import GANConfig
 from pyro_vigen.threads import DEFAULT_THREADS, resolve_threads, torch_threads
 
@@ -59,9 +59,10 @@ def test_train_gan_trains_on_its_threads_and_restores_the_callers(
         seen.append(torch.get_num_threads())
         return real_fit(*args, **kwargs)
 
-    real_fit = gan_training.fit
-    monkeypatch.setattr(gan_training, "fit", fit)
-    train_gan(
+    real_fit = family.fit
+    monkeypatch.setattr(family, "fit", fit)
+    train(
+        "gan",
         tmp_path / "r",
         DataConfig("ring8", num_points=300),
         GANTrainConfig(steps=3, batch_size=64, num_saved_samples=10),
@@ -77,6 +78,6 @@ def test_train_gan_trains_on_its_threads_and_restores_the_callers(
 
 def test_train_gan_refuses_bad_threads_before_writing_anything(tmp_path, caller_threads):
     with pytest.raises(ValueError, match="threads must be positive, got 0"):
-        train_gan(tmp_path / "r", DataConfig("ring8"), GANTrainConfig(steps=3), threads=0)
+        train("gan", tmp_path / "r", DataConfig("ring8"), GANTrainConfig(steps=3), threads=0)
     assert not (tmp_path / "r").exists()
     assert torch.get_num_threads() == caller_threads

@@ -43,9 +43,7 @@ from .. import __version__
 from ..config import require_positive
 from ..data import DataConfig, Dataset, load_dataset
 from ..errors import UserError
-from ..infer import load_run
-from ..models import VAE
-from ..models.likelihoods import model_data
+from ..infer import Family, load_run, run_family
 from ..storage import DIAGNOSTICS, HISTORY, METRICS, RunDir, atomic_path, read_history
 from ..threads import torch_threads
 from .checks import as_points
@@ -67,6 +65,13 @@ VI_POINTS = {"points": (500, 1000), "images": (100, 256)}
 KL_PARTICLES = 100
 #: At most this many model samples (and data points) are stored in ``diagnostics.nc``.
 MAX_STORED = 2000
+#: The extra diagnostics a model family can declare (:attr:`Family.diagnostics
+#: <pyro_vigen.infer.Family>`), beyond both KL directions from samples and mode coverage:
+#: ``density``, KL on the toy mixtures from the model's ``log_prob(x, num_particles)``
+#: (``mc``); ``vi_quality``, the guide's ELBO, IWAE bound and k-hat from the model's
+#: ``importance_sample(x, num_particles)`` (:func:`vi_metrics`); ``discriminator``, the
+#: trained discriminator's estimates (:func:`discriminator_estimates`).
+EXTRA_DIAGNOSTICS = ("density", "vi_quality", "discriminator")
 
 
 def khat_warning(metrics: dict) -> str | None:
@@ -175,7 +180,7 @@ def diagnose(
     Example::
 
         from pyro_vigen.diagnostics import diagnose
-        metrics = diagnose("runs/vae", num_samples=2000)   # a run written by train_vae
+        metrics = diagnose("runs/vae", num_samples=2000)   # a run written by train
         metrics["kl_forward"], metrics["kl_reverse"], metrics["modes_captured"]
     """
     require_positive("num_samples", num_samples, integer=True)
@@ -188,16 +193,18 @@ def diagnose(
     with torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         config, model = load_run(run.path)
+        family = run_family(config, run.path)
+        model_config = family.model_config.from_dict(config["model"])
         _check_finite_parameters(model, run)
         data_config = DataConfig.from_dict(config["data"])
         dataset = load_dataset(data_config, split="all")
         modes = user_modes(centers, std, dataset.shape)
-        samples, drawn = _model_samples(model, dataset, num_samples, seed)
+        samples, drawn = _model_samples(family, model, dataset, num_samples, seed)
         as_points(samples, "model samples")
-        data = _reference_data(dataset, model, num_samples, seed)
+        data = _reference_data(dataset, family, model_config, num_samples, seed)
         metrics, attrs = _compare(
             dataset,
-            model,
+            model if "density" in family.diagnostics else None,
             data,
             samples,
             seed=seed,
@@ -212,19 +219,22 @@ def diagnose(
         diag_vars = {}
         if "counts" in metrics:
             diag_vars["mode_counts"] = (("mode",), np.asarray(metrics.pop("counts")))
-        if isinstance(model, VAE):
+        if "vi_quality" in family.diagnostics:
             # Reseed, so the VI metrics do not depend on how many draws came before.
             torch.manual_seed(seed + 2)
-            vi, vi_groups = _vae_quality(model, dataset, data_config, num_particles, seed)
+            vi, vi_groups = _vi_quality(
+                model, family, model_config, dataset, data_config, num_particles, seed
+            )
             diag_vars["khat"] = (("point",), vi.pop("khat"))
             metrics.update(vi)
             groups.update(vi_groups)
         else:
-            disc = discriminator_estimates(model, data, samples, pack=model.config.pack, seed=seed)
+            groups["observed_data"] = _points_dataset("x", data[:MAX_STORED])
+        if "discriminator" in family.diagnostics:
+            disc = discriminator_estimates(model, data, samples, pack=model_config.pack, seed=seed)
             metrics.update(disc)
             names = ", ".join(k for k in disc if not k.endswith("_interval"))
             metrics["interval_method"] += f"; {names}: {DISC_INTERVAL_METHOD}"
-            groups["observed_data"] = _points_dataset("x", data[:MAX_STORED])
     attrs.update(kind=config["kind"], data=dataset.name, pyro_vigen=__version__)
     _write(run, metrics, groups, diag_vars, attrs)
     return metrics
@@ -239,20 +249,24 @@ def _check_finite_parameters(model: torch.nn.Module, run: RunDir) -> None:
             )
 
 
-def _model_samples(model, dataset: Dataset, n: int, seed: int) -> tuple[torch.Tensor, str]:
+def _model_samples(
+    family: Family, model, dataset: Dataset, n: int, seed: int
+) -> tuple[torch.Tensor, str]:
     """The model's images or points that the metrics score, and what they are.
 
-    A VAE on images gives its decoder means: its draws with the likelihood's noise
-    (salt-and-pepper pixels for a Bernoulli) are not the images anyone looks at. The
-    ``mc`` KL of the toy mixtures needs true draws of :math:`p_\theta(x)`.
+    Images are the family's ``images``, those anyone looks at (a VAE's decoder means:
+    its draws with the likelihood's noise, salt-and-pepper pixels for a Bernoulli, are
+    not). The ``mc`` KL of the toy mixtures needs true draws of :math:`p_\theta(x)`.
     """
     gen = torch.Generator().manual_seed(seed)
-    if dataset.is_image and isinstance(model, VAE):
-        return model.sample(n, generator=gen, noise=False), "decoder means"
+    if dataset.is_image:
+        return family.images(model, n, gen), family.images_are
     return model.sample(n, generator=gen), "samples"
 
 
-def _reference_data(dataset: Dataset, model, num_samples: int, seed: int) -> torch.Tensor:
+def _reference_data(
+    dataset: Dataset, family: Family, model_config, num_samples: int, seed: int
+) -> torch.Tensor:
     """Points of :math:`p_{data}` to compare with.
 
     Fresh draws of a toy mixture; images as loaded (grey levels) for every model, so that
@@ -263,19 +277,16 @@ def _reference_data(dataset: Dataset, model, num_samples: int, seed: int) -> tor
         return dataset.mixture.sample(num_samples, torch.Generator().manual_seed(seed + 1))
     if dataset.is_image:
         return dataset.x
-    return _model_view(dataset, model)
-
-
-def _model_view(dataset: Dataset, model) -> torch.Tensor:
-    if isinstance(model, VAE):
-        return model_data(dataset, model.config.likelihood)
-    return dataset.x
+    return family.data(dataset, model_config)
 
 
 def _compare(
     dataset: Dataset, model, data, samples, *, seed: int, kl_particles: int, cache_dir, modes=None
 ) -> tuple[dict, dict]:
     """KL in both directions and mode coverage: ``(metrics, extra nc attributes)``.
+
+    ``model``: the model where its family declares the ``density`` diagnostic, else
+    ``None`` (the KL is then estimated from the samples alone).
 
     ``modes``: the user's ``(centres, std, source)`` of :func:`user_modes`, which take
     the place of a toy mixture's centres (points only).
@@ -315,7 +326,7 @@ def _compare(
         metrics.update(mode_coverage(samples, centers, std), mode_centers=source)
     elif mixture is not None:
         metrics.update(mode_coverage(samples, mixture.centers, mixture.std))
-    if mixture is not None and isinstance(model, VAE):
+    if mixture is not None and model is not None:
         kl = kl_directions(
             data,
             samples,
@@ -328,7 +339,7 @@ def _compare(
             "kl_forward_stderr": kl["forward_stderr"],
             "kl_reverse_stderr": kl["reverse_stderr"],
         }
-    else:  # no model density (GAN) or no data density: from the samples alone
+    else:  # no model density (a GAN's) or no data density: from the samples alone
         kl = kl_directions(data, samples, seed=seed)
     metrics.update(
         kl_forward=kl["forward"],
@@ -343,8 +354,14 @@ def _compare(
     return metrics, attrs
 
 
-def _vae_quality(
-    vae: VAE, dataset: Dataset, data_config: DataConfig, num_particles: int | None, seed: int
+def _vi_quality(
+    model,
+    family: Family,
+    model_config,
+    dataset: Dataset,
+    data_config: DataConfig,
+    num_particles: int | None,
+    seed: int,
 ) -> tuple[dict, dict]:
     """:func:`vi_metrics` (with ``khat``) and the groups of the posterior draws behind it."""
     num_points, default_particles = VI_POINTS["images" if dataset.is_image else "points"]
@@ -355,9 +372,9 @@ def _vae_quality(
         entropy = dataset.mixture.entropy()[0]
     else:
         held_out = load_dataset(data_config, split="holdout" if data_config.holdout > 0 else "all")
-        x = _model_view(held_out, vae)
+        x = family.data(held_out, model_config)
         x = x[torch.randperm(len(x), generator=gen)[:num_points]]
-    z, log_w = vae.importance_sample(x, num_particles or default_particles)
+    z, log_w = model.importance_sample(x, num_particles or default_particles)
     groups = {
         "posterior": _draws_dataset("z", z.unsqueeze(0), ("point", "z_dim")),
         "sample_stats": _draws_dataset("log_weight", log_w.unsqueeze(0), ("point",)),

@@ -1,15 +1,25 @@
 """Objectives, training loops, and loading a trained model back."""
 
 from .discriminator_elbo import DiscriminatorELBO
+from .family import Family, TrainingStep, families, get_family, register, train
 from .gan_jit import JitDiscriminatorELBO, JitGeneratorELBO
-from .gan_training import GANIteration, GANTrainConfig, train_gan
+from .gan_training import GAN_FAMILY, GANIteration, GANTrainConfig
 from .generator_elbo import GeneratorELBO
-from .loading import MODEL_KINDS, load_run
+from .loading import load_run, run_family
 from .loop import BatchSampler, TrainingDiverged, fit, resolve_device
 from .module_svi import ModuleSVI
-from .vae_training import VAETrainConfig, make_elbo, train_vae, vae_svi
+from .vae_training import VAE_FAMILY, VAETrainConfig, make_elbo, vae_svi
 
 __all__ = [
+    "Family",
+    "GAN_FAMILY",
+    "TrainingStep",
+    "VAE_FAMILY",
+    "families",
+    "get_family",
+    "register",
+    "run_family",
+    "train",
     "BatchSampler",
     "DiscriminatorELBO",
     "GANIteration",
@@ -17,7 +27,6 @@ __all__ = [
     "GeneratorELBO",
     "JitDiscriminatorELBO",
     "JitGeneratorELBO",
-    "MODEL_KINDS",
     "ModuleSVI",
     "TrainingDiverged",
     "VAETrainConfig",
@@ -25,7 +34,5 @@ __all__ = [
     "load_run",
     "make_elbo",
     "resolve_device",
-    "train_gan",
-    "train_vae",
     "vae_svi",
 ]

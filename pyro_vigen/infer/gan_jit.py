@@ -141,12 +141,16 @@ def _run(compiled, *inputs):
         return compiled(*inputs)
 
 
-def _signature(model, guide, args, kwargs) -> tuple:
+def _signature(model, guide, args, kwargs, submodules: dict) -> tuple:
     # The callables themselves, not their ids: ``gan.model`` is a new bound method at
     # each access (equal and hashing alike, with another id), and an id can be reused.
     shapes = tuple((a.shape, a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args)
     # The modes too: a graph keeps the mode it was traced in (batch norm's statistics).
-    modes = tuple(m.training for module in _modules(model, guide) for m in module.modules())
+    # Walking the module tree at every step costs a twentieth of a toy GAN iteration,
+    # so the submodules are listed once per model and guide (``submodules``, the cache).
+    if (model, guide) not in submodules:
+        submodules[model, guide] = [m for o in _modules(model, guide) for m in o.modules()]
+    modes = tuple(m.training for m in submodules[model, guide])
     return model, guide, shapes, tuple(sorted(kwargs.items())), modes
 
 
@@ -197,13 +201,14 @@ class _Compiled:
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._graphs: dict = {}
+        self._submodules: dict = {}
 
     def snapshot(self, model, *args, **kwargs) -> Trace:
         """As uncompiled; compiled, a light trace of the graph's outputs: the model's
         sample sites and its labelled batch, all the phases take of a snapshot."""
         if _eager():
             return super().snapshot(model, *args, **kwargs)
-        key = ("snapshot", _signature(model, None, args, kwargs))
+        key = ("snapshot", _signature(model, None, args, kwargs, self._submodules))
         if key not in self._graphs:
             self._graphs[key] = self._compile_snapshot(model, args, kwargs)
         graph, params, positions, template, names = self._graphs[key]
@@ -237,7 +242,7 @@ class _Compiled:
         snapshot, kwargs = pop_snapshot(kwargs)
         names, snapshot_inputs = _snapshot_inputs(snapshot)
         key = (
-            _signature(model, guide, args, kwargs),
+            _signature(model, guide, args, kwargs, self._submodules),
             tuple(names),
             tuple(t.shape for t in snapshot_inputs),
         )

@@ -1,32 +1,29 @@
-"""Training a :class:`~pyro_vigen.models.VariationalGAN` with its two ELBOs into a run directory."""
+"""The GAN family: a :class:`~pyro_vigen.models.VariationalGAN` trained with its two ELBOs.
+
+Its declaration, :data:`GAN_FAMILY`, names the model and training configs, the step
+(:func:`gan_step`, one :class:`GANIteration`), the extra diagnostics, the label in
+reports and the role in the theory's claims; :func:`~pyro_vigen.infer.train` trains it
+(``train("gan", ...)``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from ..config import Config, require_positive
-from ..data import DataConfig
 from ..errors import UserError
 from ..flags import setting
 from ..models import GANConfig, VariationalGAN
-from ..threads import torch_threads
 from .discriminator_elbo import DiscriminatorELBO
+from .family import TRAIN_HELP, Family, TrainingStep, register
 from .gan_jit import JitDiscriminatorELBO, JitGeneratorELBO
 from .generator_elbo import GENERATOR_LOSSES, PRIORS, GeneratorELBO, resolve_reg_weight
-from .loop import (
-    BatchSampler,
-    TensorBoardLog,
-    check_lr_decay,
-    fit,
-    linear_decay,
-    summary_writer_class,
-)
-from .vae_training import TRAIN_HELP, start_run
+from .loop import BatchSampler, check_lr_decay
 
 
 @dataclasses.dataclass
@@ -138,7 +135,7 @@ class GANTrainConfig(Config):
 
 
 class GANIteration:
-    """One training iteration of :func:`train_gan`, both phases.
+    """One training iteration of the GAN family (:func:`gan_step`), both phases.
 
     ``disc_steps`` discriminator steps, each on a fresh minibatch, then ``gen_steps``
     generator steps on the last of those minibatches. Each discriminator step first
@@ -219,6 +216,11 @@ def _step(optim: torch.optim.Optimizer) -> None:
     optim.zero_grad()
 
 
+def check_gan_settings(model: GANConfig, train: GANTrainConfig) -> None:
+    """The GAN family's check before a run: a batch must split into packs (:func:`check_pack`)."""
+    check_pack(model.pack, train.batch_size)
+
+
 def check_pack(pack: int, batch_size: int) -> None:
     """Check that a batch splits into packs: its real points and its generated points
     are each cut into packs of ``pack`` consecutive points.
@@ -243,92 +245,61 @@ def check_pack(pack: int, batch_size: int) -> None:
         )
 
 
-def train_gan(
-    out: str | os.PathLike,
-    data: DataConfig,
-    train: GANTrainConfig,
-    model: GANConfig | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    download: bool = False,
-    threads: int | None = None,
-    tensorboard: str | os.PathLike | None = None,
-) -> VariationalGAN:
-    """Train a GAN and write its run directory.
+def gan_step(
+    gan: VariationalGAN, train: GANTrainConfig, x: torch.Tensor, sampler: BatchSampler
+) -> TrainingStep:
+    """One GAN training step: one :class:`GANIteration`, on minibatches of ``x``.
 
-    Each training step is one :class:`GANIteration`: ``disc_steps`` steps of
-    :class:`~pyro_vigen.infer.DiscriminatorELBO`, then ``gen_steps`` steps of
-    :class:`~pyro_vigen.infer.GeneratorELBO` against the snapshot the last of them left.
     ``history.csv`` holds, per iteration, the last discriminator step's ``disc_loss``,
     the last generator step's ``gen_loss`` (penalty included) and that step's
     ``penalty``.
 
-    :param out: the run directory.
-    :param model: the architecture; ``None`` (or a ``data_shape`` left ``None``) takes the
-        defaults for the data.
-    :param resume: continue from ``out/checkpoint.pt``; the result equals an
-        uninterrupted run with the same seed.
-    :param overwrite: replace a run already in ``out``.
-    :returns: the trained model.
-    :raises TrainingDiverged: a loss became NaN or infinite (the last checkpoint stays).
-    :raises ValueError: bad settings, e.g. a batch size that does not split into the
-        model's packs (:func:`check_pack`).
-    :param DataConfig data: the data.
-    :param GANTrainConfig train: the optimisation settings.
-    :param bool progress: show a progress bar.
-    :param bool download: let ``mnist`` fetch its files.
-    :param int threads: torch's intra-op threads during the run (``None``: the library's
-        default, one; see :mod:`pyro_vigen.threads`); the caller's setting is restored
-        after. A runtime setting, not part of ``config.json``.
-    :param tensorboard: a folder for a TensorBoard log of the run
-        (:class:`~pyro_vigen.infer.loop.TensorBoardLog`): the columns of ``history.csv``
-        at every step, and at every checkpoint the generator's samples of fixed z, as a
-        grid of 64 (images) or 1000 over the data (points). A runtime setting, not part
-        of ``config.json``: training is the same with or without it. ``None``: no log.
-    :raises ~pyro_vigen.infer.loop.TensorBoardUnavailable: ``tensorboard`` asked for but
-        not installed.
-
-    Example::
-
-        from pyro_vigen.data import DataConfig
-        from pyro_vigen.infer import GANTrainConfig, train_gan
-        gan = train_gan("runs/gan", DataConfig("ring8"), GANTrainConfig(steps=200, prior="data"))
-        samples = gan.sample(1000)     # (1000, 2); the run is in runs/gan
+    :param VariationalGAN gan: the model.
+    :param GANTrainConfig train: the phases' steps, objectives and optimiser settings.
+    :param x: the data.
+    :param BatchSampler sampler: the minibatches.
+    :returns: the step and its optimisers ``disc`` and ``gen``.
     """
-    model = model or GANConfig()
-    # Before the run folder is made: a bad pack leaves nothing behind.
-    check_pack(model.pack, train.batch_size)
-    if tensorboard is not None:
-        summary_writer_class()
-    with torch_threads(threads):
-        device, dataset, model, run, resuming = start_run(
-            "gan", out, data, train, model, resume, overwrite, download
-        )
-        gan = VariationalGAN(model).to(device)
-        x = dataset.x.to(device)
-        iteration = GANIteration(gan, train)
-        sampler = BatchSampler(x.shape[0], train.batch_size, train.seed)
+    iteration = GANIteration(gan, train)
+    return TrainingStep(
+        lambda _: iteration(lambda: x[sampler.next().to(x.device)]),
+        {"disc": iteration.optim_disc, "gen": iteration.optim_gen},
+        ["disc_loss", "gen_loss", "penalty"],
+    )
 
-        def draw(num: int) -> torch.Tensor:
-            return gan.sample(num, generator=torch.Generator(device=device).manual_seed(train.seed))
 
-        fit(
-            run,
-            kind="gan",
-            module=gan,
-            optims={"disc": iteration.optim_disc, "gen": iteration.optim_gen},
-            sampler=sampler,
-            step_fn=lambda _: iteration(lambda: x[sampler.next().to(device)]),
-            columns=["disc_loss", "gen_loss", "penalty"],
-            steps=train.steps,
-            checkpoint_every=train.checkpoint_every,
-            resume=resuming,
-            progress=progress,
-            lr_factor=linear_decay(train.steps, train.lr_decay),
-            tensorboard=None if tensorboard is None else TensorBoardLog(tensorboard, draw, x),
-        )
-        gen = torch.Generator(device=device).manual_seed(train.seed)
-        run.save_samples(gan.sample(train.num_saved_samples, generator=gen), train.seed)
-        return gan
+def gan_label(config: dict[str, Any]) -> str:
+    """The prior, the generator steps and, for the data prior, its weight."""
+    train = config["train"]
+    steps = train.get("gen_steps", 1)
+    prior = train.get("prior", "mixed")
+    penalty = f", lambda={train.get('reg_weight')}" if prior == "data" else ""
+    return f"GAN {prior} prior, {steps} gen step{'s' if steps > 1 else ''}{penalty}"
+
+
+def gan_role(config: dict[str, Any]) -> tuple[str, int]:
+    """The classic GAN has the mixed prior and one generator step; the data-prior GAN's
+    ablation has the mixed prior and the data prior's number of steps (two or more)."""
+    train = config["train"]
+    steps = train.get("gen_steps") or 1
+    if train.get("prior") == "data":
+        return "data_prior", steps
+    return ("classic" if steps == 1 else "ablation"), steps
+
+
+#: The GAN family: a batch must split into the model's packs (:func:`check_pack`); its
+#: runs are diagnosed with the trained discriminator's estimates of the divergences.
+GAN_FAMILY = register(
+    Family(
+        name="gan",
+        help="train a GAN as VI over the real/fake label",
+        model_config=GANConfig,
+        train_config=GANTrainConfig,
+        model=VariationalGAN,
+        build_step=gan_step,
+        label=gan_label,
+        check=check_gan_settings,
+        diagnostics=("discriminator",),
+        role=gan_role,
+    )
+)

@@ -33,9 +33,9 @@ class TrainingDiverged(UserError):
     Example::
 
         from pyro_vigen.data import DataConfig
-        from pyro_vigen.infer import TrainingDiverged, VAETrainConfig, train_vae
+        from pyro_vigen.infer import TrainingDiverged, VAETrainConfig, train
         try:
-            train_vae("runs/vae_lr", DataConfig("ring8"), VAETrainConfig(steps=100, lr=0.5))
+            train("vae", "runs/vae_lr", DataConfig("ring8"), VAETrainConfig(steps=100, lr=0.5))
         except TrainingDiverged as e:   # if the loss becomes NaN or inf (a ValueError)
             print(e)                    # e.g. "loss became nan at step 57; ..."
     """

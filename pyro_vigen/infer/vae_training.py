@@ -1,50 +1,31 @@
-"""Training a :class:`~pyro_vigen.models.VAE` with a stock Pyro ELBO into a run directory."""
+"""The VAE family: a :class:`~pyro_vigen.models.VAE` trained with a stock Pyro ELBO.
+
+Its declaration, :data:`VAE_FAMILY`, names the model and training configs, the step
+(:func:`vae_step`), the extra diagnostics, the label in reports and the role in the
+theory's claims; :func:`~pyro_vigen.infer.train` trains it (``train("vae", ...)``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import platform
 import warnings
-from collections.abc import Callable
+from typing import Any
 
 import pyro
 import torch
 from pyro.infer import JitTrace_ELBO, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 
-from .. import __version__
-from ..config import C, Config, require_positive
-from ..data import DataConfig, Dataset, load_dataset
+from ..config import Config, require_positive
+from ..data import Dataset
 from ..errors import UserError
 from ..flags import setting
 from ..models import VAE, VAEConfig
 from ..models.likelihoods import model_data
-from ..storage import RunDir
-from ..threads import torch_threads
-from .loop import (
-    BatchSampler,
-    TensorBoardLog,
-    check_lr_decay,
-    fit,
-    linear_decay,
-    resolve_device,
-    summary_writer_class,
-)
+from .family import TRAIN_HELP, Family, TrainingStep, register
+from .loop import BatchSampler, check_lr_decay
 from .module_svi import ModuleSVI
 
 ELBOS = ("jit", "trace", "meanfield", "iwae")
-
-#: Flag help of the settings both training configs have (see :func:`~pyro_vigen.flags.setting`).
-TRAIN_HELP = {
-    "steps": "training steps",
-    "batch_size": "minibatch size",
-    "lr_decay": "share of the run, at its end, over which the learning rates decay linearly "
-    "towards zero; 0 keeps them constant",
-    "seed": "random seed",
-    "checkpoint_every": "steps between checkpoints",
-    "num_saved_samples": "model samples saved to samples.pt at the end",
-    "device": "cpu, cuda, cuda:N or auto (CUDA where it exists)",
-}
 
 
 @dataclasses.dataclass
@@ -149,7 +130,7 @@ def make_elbo(name: str, num_particles: int = 1) -> pyro.infer.ELBO:
 
 
 def vae_svi(vae: VAE, train: VAETrainConfig, batch: torch.Tensor, **kwargs) -> ModuleSVI:
-    """The SVI that :func:`train_vae` steps: the config's ELBO, one Adam over the VAE.
+    """The SVI that :func:`vae_step` steps: the config's ELBO, one Adam over the VAE.
 
     The ``jit`` ELBO is compiled here, on ``batch``, outside the random stream:
     compiling runs the model and guide three times (capturing the parameters, tracing,
@@ -186,166 +167,77 @@ def vae_svi(vae: VAE, train: VAETrainConfig, batch: torch.Tensor, **kwargs) -> M
     return svi
 
 
-def resolve_data_shape(model: C, dataset: Dataset) -> C:
-    """Fill a model config's ``data_shape`` from the data when it is ``None``, and check it.
-
-    Shared by every model kind: their configs all carry the shape of one data point.
-    """
-    if model.data_shape is None:
-        model = type(model).from_dict({**model.to_dict(), "data_shape": dataset.shape})
-    if tuple(model.data_shape) != dataset.shape:
-        raise UserError(
-            f"data points of {dataset.name!r} have shape {dataset.shape}, but the model expects {tuple(model.data_shape)}"
-        )
-    return model
-
-
-def run_config(kind: str, data: DataConfig, model: Config, train: Config) -> dict:
-    """``config.json``: every setting, the seed and the library versions."""
-    return {
-        "kind": kind,
-        "data": data.to_dict(),
-        "model": model.to_dict(),
-        "train": train.to_dict(),
-        "versions": {
-            "pyro_vigen": __version__,
-            "pyro": pyro.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
-    }
-
-
-def start_run(
-    kind: str,
-    out: str | os.PathLike,
-    data: DataConfig,
-    train: Config,
-    model: C,
-    resume: bool,
-    overwrite: bool,
-    download: bool,
-    check_data: Callable[[Dataset, C], object] | None = None,
-) -> tuple[torch.device, Dataset, C, RunDir, bool]:
-    """What every training function does first: device, data, model shape, run folder, seed.
-
-    :param check_data: called with the data and the model config before the run folder
-        is written, so that data the model cannot take fails without leaving a run.
-    :returns: ``(device, dataset, model config with its data shape, run, resuming)``.
-    """
-    device = resolve_device(train.device)
-    dataset = load_dataset(data, download=download)
-    model = resolve_data_shape(model, dataset)
-    if check_data is not None:
-        check_data(dataset, model)
-    run = RunDir(out)
-    resuming = run.prepare(run_config(kind, data, model, train), resume=resume, overwrite=overwrite)
-    pyro.set_rng_seed(train.seed)
-    return device, dataset, model, run, resuming
-
-
-def train_vae(
-    out: str | os.PathLike,
-    data: DataConfig,
-    train: VAETrainConfig,
-    model: VAEConfig | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    download: bool = False,
-    threads: int | None = None,
-    tensorboard: str | os.PathLike | None = None,
-) -> VAE:
-    """Train a VAE and write its run directory.
-
-    The steps are :func:`vae_svi`'s: a stock Pyro ELBO with one
-    :class:`torch.optim.Adam` over the VAE's parameters (:class:`ModuleSVI`). Every
-    minibatch has the same size (see :class:`BatchSampler`), as the compiled ``jit``
-    ELBO requires.
+def vae_step(
+    vae: VAE, train: VAETrainConfig, x: torch.Tensor, sampler: BatchSampler
+) -> TrainingStep:
+    """One VAE training step: :func:`vae_svi`'s step on one minibatch.
 
     Each step feeds one minibatch with ``num_data`` set to the data size, so the plate
     scales the likelihood to the full data (the ``iwae`` objective is the exception: the
     importance-weighted bound is not linear in the log-weights, so there the minibatch
-    bound is optimised unscaled, which moves Adam identically up to its epsilon).
+    bound is optimised unscaled, which moves Adam identically up to its epsilon). The
+    loss in ``history.csv`` is per data point. Every minibatch has the same size (see
+    :class:`BatchSampler`), as the compiled ``jit`` ELBO requires.
 
-    :param out: the run directory.
-    :param model: the architecture; ``None`` (or settings left ``None``) take the
-        defaults for the data: images get a discretised logistic on their grey levels,
-        as they are; ``likelihood="bernoulli"`` binarises them at 0.5 first (see
-        :func:`~pyro_vigen.models.likelihoods.model_data`).
-    :param resume: continue from ``out/checkpoint.pt``; the result equals an
-        uninterrupted run with the same seed.
-    :param overwrite: replace a run already in ``out``.
-    :returns: the trained model.
-    :param DataConfig data: the data.
-    :param VAETrainConfig train: the optimisation settings.
-    :param bool progress: show a progress bar.
-    :param bool download: let ``mnist`` fetch its files.
-    :param int threads: torch's intra-op threads during the run (``None``: the library's
-        default, one; see :mod:`pyro_vigen.threads`); the caller's setting is restored
-        after. A runtime setting, not part of ``config.json``.
-    :param tensorboard: a folder for a TensorBoard log of the run
-        (:class:`~pyro_vigen.infer.loop.TensorBoardLog`): the loss at every step, and at
-        every checkpoint the decoder means of 64 fixed z as a grid (images) or 1000
-        samples over the data (points). A runtime setting, not part of ``config.json``:
-        training is the same with or without it. ``None``: no log.
-    :raises ~pyro_vigen.infer.loop.TensorBoardUnavailable: ``tensorboard`` asked for but
-        not installed.
-
-    Example::
-
-        from pyro_vigen.data import DataConfig
-        from pyro_vigen.infer import VAETrainConfig, train_vae
-        vae = train_vae("runs/vae", DataConfig("ring8"), VAETrainConfig(steps=200))
-        samples = vae.sample(1000)     # (1000, 2); the run is in runs/vae
+    :param VAE vae: the model.
+    :param VAETrainConfig train: the ELBO, particles and learning rate.
+    :param x: the data as the VAE sees it (:func:`~pyro_vigen.models.likelihoods.model_data`).
+    :param BatchSampler sampler: the minibatches.
+    :returns: the step, its optimiser ``svi`` and its column ``loss``.
     """
-    if tensorboard is not None:
-        summary_writer_class()  # a missing package fails before the run folder is written
-    with torch_threads(threads):
-        device, dataset, model, run, resuming = start_run(
-            "vae",
-            out,
-            data,
-            train,
-            model or VAEConfig(),
-            resume,
-            overwrite,
-            download,
-            check_data=lambda dataset, config: model_data(dataset, config.likelihood),
-        )
-        vae = VAE(model).to(device)
-        x = model_data(dataset, model.likelihood).to(device)
-        n = x.shape[0]
-        num_data = None if train.elbo == "iwae" else n
-        sampler = BatchSampler(n, train.batch_size, train.seed)
-        svi = vae_svi(vae, train, x[: sampler.batch_size], num_data=num_data)
+    n = x.shape[0]
+    num_data = None if train.elbo == "iwae" else n
+    svi = vae_svi(vae, train, x[: sampler.batch_size], num_data=num_data)
 
-        def step(_: int) -> dict[str, float]:
-            batch = x[sampler.next().to(device)]
-            loss = svi.step(batch, num_data=num_data)
-            return {"loss": loss / (n if num_data else batch.shape[0])}
+    def step(_: int) -> dict[str, float]:
+        batch = x[sampler.next().to(x.device)]
+        loss = svi.step(batch, num_data=num_data)
+        return {"loss": loss / (n if num_data else batch.shape[0])}
 
-        def draw(num: int) -> torch.Tensor:
-            gen = torch.Generator(device=device).manual_seed(train.seed)
-            # Images show the decoder means, which are sharper than draws with pixel noise.
-            return vae.sample(num, generator=gen, noise=not dataset.is_image)
+    return TrainingStep(step, {"svi": svi.optim}, ["loss"])
 
-        fit(
-            run,
-            kind="vae",
-            module=vae,
-            optims={"svi": svi.optim},
-            sampler=sampler,
-            step_fn=step,
-            columns=["loss"],
-            steps=train.steps,
-            checkpoint_every=train.checkpoint_every,
-            resume=resuming,
-            progress=progress,
-            lr_factor=linear_decay(train.steps, train.lr_decay),
-            tensorboard=None if tensorboard is None else TensorBoardLog(tensorboard, draw, x),
-        )
-        gen = torch.Generator(device=device).manual_seed(train.seed)
-        run.save_samples(vae.sample(train.num_saved_samples, generator=gen), train.seed)
-        return vae
+
+def vae_label(config: dict[str, Any]) -> str:
+    """ "VAE", with its likelihood named where it is not the data's default: the ELBOs of
+    two likelihoods are on different scales and must not be averaged."""
+    model = config["model"]
+    default = VAEConfig(data_shape=model["data_shape"]).likelihood
+    likelihood = model.get("likelihood")
+    return "VAE" if likelihood in (None, default) else f"VAE, {likelihood} likelihood"
+
+
+def vae_data(dataset: Dataset, config: VAEConfig) -> torch.Tensor:
+    """The data as the VAE's likelihood sees it (:func:`~pyro_vigen.models.likelihoods.model_data`)."""
+    return model_data(dataset, config.likelihood)
+
+
+def vae_role(config: dict[str, Any]) -> tuple[str, int]:
+    """Every VAE run plays the VAE in the theory's claims, with no generator steps."""
+    return "vae", 0
+
+
+def _decoder_means(vae: VAE, num: int, generator: torch.Generator) -> torch.Tensor:
+    # Sharper than draws with the likelihood's pixel noise: the images a user looks at.
+    return vae.sample(num, generator=generator, noise=False)
+
+
+#: The VAE family: images get a discretised logistic on their grey levels, as they are;
+#: ``likelihood="bernoulli"`` binarises them at 0.5 first (see
+#: :func:`~pyro_vigen.models.likelihoods.model_data`). Its runs are diagnosed with the
+#: model's density (importance sampling) and the guide's quality (ELBO, IWAE, k-hat).
+VAE_FAMILY = register(
+    Family(
+        name="vae",
+        help="train a VAE with stock SVI",
+        model_config=VAEConfig,
+        train_config=VAETrainConfig,
+        model=VAE,
+        build_step=vae_step,
+        label=vae_label,
+        data=vae_data,
+        images=_decoder_means,
+        images_are="decoder means",
+        diagnostics=("density", "vi_quality"),
+        role=vae_role,
+    )
+)

@@ -365,7 +365,7 @@ class VariationalGAN(nn.Module):
         the statistics untouched (in train mode each call would update them). This is
         how PacGAN's reference code draws its evaluation samples. Without batch norm
         the modes compute the same. Training (:meth:`model`) runs in the module's mode:
-        train mode, batch statistics, as :func:`~pyro_vigen.infer.train_gan` runs it.
+        train mode, batch statistics, as :func:`~pyro_vigen.infer.train` runs it.
 
         :param int n: points to draw (any n, also 1, with batch norm).
         :param generator: the random generator of z (and the noise).

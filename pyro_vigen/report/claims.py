@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import UserError
+from ..infer import run_family
 from .runs import RunRecord
 
 # The roles a claim compares, and how a run's config.json says it plays one.
@@ -33,18 +34,12 @@ ROLES = ("vae", "classic", "data_prior", "ablation")
 def role_of(config: dict[str, Any]) -> tuple[str, int] | None:
     """``(role, generator steps)`` of a run, or ``None`` for runs no claim compares.
 
-    The classic GAN has the mixed prior and one generator step; the data-prior GAN's
-    ablation has the mixed prior and the data prior's number of steps (two or more).
+    The role is the one the run's model family declares (:attr:`Family.role
+    <pyro_vigen.infer.Family>`): the VAE family's runs are the VAE; of the GAN family's,
+    the classic GAN has the mixed prior and one generator step, and the data-prior
+    GAN's ablation the mixed prior and the data prior's number of steps (two or more).
     """
-    if config["kind"] == "vae":
-        return "vae", 0
-    if config["kind"] != "gan":
-        return None
-    train = config["train"]
-    steps = train.get("gen_steps") or 1
-    if train.get("prior") == "data":
-        return "data_prior", steps
-    return ("classic" if steps == 1 else "ablation"), steps
+    return run_family(config).role(config)
 
 
 @dataclasses.dataclass

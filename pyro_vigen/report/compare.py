@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..config import require_positive
 from ..data import DATASETS, DataConfig, load_dataset
 from ..errors import UserError
+from ..infer import GAN_FAMILY, VAE_FAMILY, Family, register, train
 from ..infer.loop import summary_writer_class
 from ..storage import METRICS, RunDir, atomic_write, load_checkpoint
 from ..threads import resolve_threads
@@ -65,10 +66,11 @@ def default_steps(data: DataConfig) -> tuple[int, int]:
     return STEPS, VAE_STEPS
 
 
-def configurations(data: DataConfig) -> dict[str, tuple[str, dict[str, Any]]]:
-    r"""The four configurations on ``data``: name -> (model kind, training settings).
+def configurations(data: DataConfig) -> dict[str, tuple[Family, dict[str, Any]]]:
+    r"""The four configurations on ``data``: name -> (model family, training settings).
 
-    The settings are those that differ from the training configs' defaults; the
+    The settings are those that differ from the training configs' defaults (the
+    number of steps is :func:`compare`'s, by family); the
     data prior's :math:`\lambda` is :data:`RELATIVE_REG_WEIGHT` over the total variance
     of the training data, to two significant digits; on images every run takes
     minibatches of :data:`IMAGE_BATCH_SIZE`.
@@ -84,11 +86,14 @@ def configurations(data: DataConfig) -> dict[str, tuple[str, dict[str, Any]]]:
     if dataset.is_image:
         decay["batch_size"] = IMAGE_BATCH_SIZE
     return {
-        "vae": ("vae", decay),
-        "gan_mixed_1step": ("gan", {"prior": "mixed", "gen_steps": 1, **decay}),
-        f"gan_mixed_{GEN_STEPS}steps": ("gan", {"prior": "mixed", "gen_steps": GEN_STEPS, **decay}),
+        "vae": (VAE_FAMILY, decay),
+        "gan_mixed_1step": (GAN_FAMILY, {"prior": "mixed", "gen_steps": 1, **decay}),
+        f"gan_mixed_{GEN_STEPS}steps": (
+            GAN_FAMILY,
+            {"prior": "mixed", "gen_steps": GEN_STEPS, **decay},
+        ),
         f"gan_data_{GEN_STEPS}steps": (
-            "gan",
+            GAN_FAMILY,
             {"prior": "data", "gen_steps": GEN_STEPS, "reg_weight": reg_weight, **decay},
         ),
     }
@@ -105,7 +110,7 @@ def _run_is_finished(path: Path, steps: int) -> bool:
 
 
 def _train_and_diagnose(
-    kind: str,
+    family: Family,
     settings: dict,
     data: dict,
     seed: int,
@@ -116,35 +121,26 @@ def _train_and_diagnose(
 ) -> str:
     """One run, in a worker process: train (resuming a partial run), then diagnose.
 
-    ``threads`` is torch's intra-op threads in this worker (``None``: the library's
-    default, one, which keeps the workers that share the cores from fighting);
-    ``tensorboard`` the run's TensorBoard folder (``None``: no log).
+    ``family`` comes pickled, its functions by reference: unpickling imports the module
+    that declares it, and registering it here makes a family declared outside the
+    library known to the worker's ``diagnose`` too. ``threads`` is torch's intra-op
+    threads in this worker (``None``: the library's default, one, which keeps the
+    workers that share the cores from fighting); ``tensorboard`` the run's TensorBoard
+    folder (``None``: no log).
     """
     from ..diagnostics import diagnose
-    from ..infer import GANTrainConfig, VAETrainConfig, train_gan, train_vae
 
-    data_config = DataConfig.from_dict(data)
-    resume = RunDir(out).checkpoint.is_file()
-    if kind == "vae":
-        train_vae(
-            out,
-            data_config,
-            VAETrainConfig(seed=seed, **settings),
-            resume=resume,
-            progress=False,
-            threads=threads,
-            tensorboard=tensorboard,
-        )
-    else:
-        train_gan(
-            out,
-            data_config,
-            GANTrainConfig(seed=seed, **settings),
-            resume=resume,
-            progress=False,
-            threads=threads,
-            tensorboard=tensorboard,
-        )
+    register(family)
+    train(
+        family,
+        out,
+        DataConfig.from_dict(data),
+        family.train_config(seed=seed, **settings),
+        resume=RunDir(out).checkpoint.is_file(),
+        progress=False,
+        threads=threads,
+        tensorboard=tensorboard,
+    )
     diagnose(out, num_samples=num_samples, threads=threads)
     return out
 
@@ -161,6 +157,7 @@ def compare(
     threads: int | None = None,
     progress: bool = True,
     tensorboard: str | os.PathLike | None = None,
+    configs: dict[str, tuple[Family, dict[str, Any]]] | None = None,
 ) -> Path:
     """Train and diagnose the four configurations for ``seeds`` seeds; write the report.
 
@@ -187,8 +184,14 @@ def compare(
     :param bool progress: show a progress bar.
     :param tensorboard: a folder for the TensorBoard logs of the runs trained now, run
         ``<name>/seed<i>`` in its subfolder of that name (see ``tensorboard`` of
-        :func:`~pyro_vigen.infer.train_vae`; finished runs are skipped, and log nothing).
+        :func:`~pyro_vigen.infer.train`; finished runs are skipped, and log nothing).
         A runtime setting: the runs are the same with or without it. ``None``: no logs.
+    :param dict configs: the configurations to run, name -> (model family, training
+        settings), as :func:`configurations` gives them; a family declared outside the
+        library takes part by being among them (its module must be importable by the
+        worker processes). A configuration's ``steps`` is ``vae_steps`` for the VAE
+        family and ``steps`` for every other, unless its settings name their own.
+        ``None``: :func:`configurations` of ``data``.
 
     Example::
 
@@ -216,17 +219,18 @@ def compare(
     require_positive("vae_steps", vae_steps, integer=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    budget = {VAE_FAMILY.name: vae_steps}
     jobs = [
         (
-            kind,
-            {**settings, "steps": vae_steps if kind == "vae" else steps},
+            family,
+            {"steps": budget.get(family.name, steps), **settings},
             data.to_dict(),
             seed,
             str(out / name / f"seed{seed}"),
             num_samples,
         )
         for seed in range(seeds)
-        for name, (kind, settings) in configurations(data).items()
+        for name, (family, settings) in (configs or configurations(data)).items()
     ]
     todo = [job for job in jobs if not _run_is_finished(Path(job[4]), job[1]["steps"])]
     failures = []

@@ -19,7 +19,7 @@ from .. import __version__
 from ..cli import PROG, train_argv
 from ..data import DATASETS, DataConfig, Dataset, load_dataset
 from ..errors import UserError
-from ..infer import load_run
+from ..infer import VAE_FAMILY, load_run
 from ..models.likelihoods import model_data
 from ..storage import DIAGNOSTICS, atomic_write
 from . import plots
@@ -65,7 +65,8 @@ def command_for(config: dict[str, Any], out: str | os.PathLike) -> str:
 
 def _khat(record: RunRecord) -> np.ndarray | None:
     path = record.path / DIAGNOSTICS
-    if record.kind != "vae" or not path.is_file():
+    # Only a family with the vi_quality diagnostic has a k-hat.
+    if "vi_quality" not in record.family.diagnostics or not path.is_file():
         return None
     import arviz
 
@@ -329,7 +330,7 @@ def _figures(
         vae_means, gan_samples, vae_details = [], [], []
         for label, r in first.items():
             caption = f"{label} (seed {r.seed})"
-            if r.kind == "vae":
+            if r.family is VAE_FAMILY:
                 means, details = _vae_image_panels(r, caption, dataset)
                 vae_means.append(means)
                 vae_details += details

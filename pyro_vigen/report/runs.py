@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..models import VAEConfig
+from ..infer import Family, run_family
 from ..storage import CHECKPOINT, CONFIG, HISTORY, METRICS, SAMPLES, RunDir, read_history
 
 
@@ -45,6 +45,11 @@ class RunRecord:
         return self.config["kind"]
 
     @property
+    def family(self) -> Family:
+        """The registered model family of the run."""
+        return run_family(self.config, self.path)
+
+    @property
     def seed(self) -> int:
         return self.config["train"]["seed"]
 
@@ -57,19 +62,11 @@ class RunRecord:
 def config_label(config: dict[str, Any]) -> str:
     """A run's configuration as the report's tables name it; runs of one label are pooled.
 
-    A VAE is "VAE", with its likelihood named where it is not the data's default: the
-    ELBOs of two likelihoods are on different scales and must not be averaged.
+    The label is the one the run's model family gives (:attr:`Family.label
+    <pyro_vigen.infer.Family>`): a VAE is "VAE", with its likelihood named where it is
+    not the data's default, as the ELBOs of two likelihoods must not be averaged.
     """
-    if config["kind"] == "vae":
-        model = config["model"]
-        default = VAEConfig(data_shape=model["data_shape"]).likelihood
-        likelihood = model.get("likelihood")
-        return "VAE" if likelihood in (None, default) else f"VAE, {likelihood} likelihood"
-    train = config["train"]
-    steps = train.get("gen_steps", 1)
-    prior = train.get("prior", "mixed")
-    penalty = f", lambda={train.get('reg_weight')}" if prior == "data" else ""
-    return f"GAN {prior} prior, {steps} gen step{'s' if steps > 1 else ''}{penalty}"
+    return run_family(config).label(config)
 
 
 def find_runs(paths: list[str | os.PathLike]) -> list[Path]:

@@ -12,7 +12,7 @@ from pyro_vigen.cli import main
 from pyro_vigen.data import DataConfig, load_dataset
 from pyro_vigen.diagnostics import classifier_key, diagnose, image_metrics
 from pyro_vigen.diagnostics import run as run_module
-from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, load_run, train_gan, train_vae
+from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, load_run, train
 from pyro_vigen.models import VAEConfig
 
 ALWAYS = {"kl_forward", "kl_reverse", "kl_method", "num_samples"}
@@ -46,18 +46,20 @@ def runs(tmp_path_factory, one_thread):
     root = tmp_path_factory.mktemp("runs")
     ring = DataConfig("ring8", num_points=2000)
     short = {"steps": 200, "checkpoint_every": 100, "num_saved_samples": 100}
-    train_vae(root / "vae", ring, VAETrainConfig(**short), progress=False)
-    train_gan(root / "gan", ring, GANTrainConfig(**short), progress=False)
+    train("vae", root / "vae", ring, VAETrainConfig(**short), progress=False)
+    train("gan", root / "gan", ring, GANTrainConfig(**short), progress=False)
     # A Bernoulli VAE trains on binarised digits, the GAN on grey ones: both must still
     # be scored against the same grey digits.
-    train_vae(
+    train(
+        "vae",
         root / "digits",
         DataConfig("digits"),
         VAETrainConfig(**short, batch_size=64),
         VAEConfig(likelihood="bernoulli"),
         progress=False,
     )
-    train_gan(
+    train(
+        "gan",
         root / "digits_gan",
         DataConfig("digits"),
         GANTrainConfig(steps=30, checkpoint_every=30, num_saved_samples=100, batch_size=64),
@@ -253,8 +255,12 @@ def three_modes(tmp_path_factory, one_thread):
     np.save(root / "points.npy", x.astype(np.float32))
     np.save(root / "centers.npy", CENTERS)
     short = {"steps": 20, "checkpoint_every": 20, "num_saved_samples": 100, "batch_size": 64}
-    train_vae(
-        root / "run", DataConfig(str(root / "points.npy")), VAETrainConfig(**short), progress=False
+    train(
+        "vae",
+        root / "run",
+        DataConfig(str(root / "points.npy")),
+        VAETrainConfig(**short),
+        progress=False,
     )
     return root
 

@@ -15,7 +15,7 @@ from pyro_vigen.diagnostics import (
     train_digit_labeller,
 )
 from pyro_vigen.diagnostics.stacked import labeller_split
-from pyro_vigen.infer import GANTrainConfig, train_gan
+from pyro_vigen.infer import GANTrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,8 @@ def test_diagnose_reports_the_stacked_metrics(tmp_path, monkeypatch, labelled):
     # A small stacked_digits keeps the feature classifier's training short.
     monkeypatch.setitem(stacked_data.NUM_POINTS, "stacked_digits", 2000)
     run = tmp_path / "gan"
-    train_gan(
+    train(
+        "gan",
         run,
         DataConfig("stacked_digits"),
         GANTrainConfig(steps=3, batch_size=32, num_saved_samples=10),

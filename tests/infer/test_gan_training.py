@@ -11,7 +11,7 @@ from pyro_vigen.infer import (
     GANTrainConfig,
     TrainingDiverged,
     load_run,
-    train_gan,
+    train,
 )
 from pyro_vigen.models import GANConfig
 from pyro_vigen.storage import load_checkpoint, read_history
@@ -36,7 +36,7 @@ def history_rows(run):
 
 
 def test_run_directory_and_load_run(tmp_path):
-    gan = train_gan(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
+    gan = train("gan", tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
     assert {p.name for p in (tmp_path / "r").iterdir()} == {
         "config.json",
         "checkpoint.pt",
@@ -59,19 +59,20 @@ def test_run_directory_and_load_run(tmp_path):
 def test_data_prior_with_one_generator_step_is_exactly_the_classic_gan(tmp_path):
     with pytest.warns(UserWarning, match="penalty and its gradient vanish"):
         data_train = small_train(prior="data", gen_steps=1, reg_weight=5.0)
-    mixed = train_gan(
-        tmp_path / "mixed", SMALL, small_train(gen_steps=1), SMALL_MODEL, progress=False
+    mixed = train(
+        "gan", tmp_path / "mixed", SMALL, small_train(gen_steps=1), SMALL_MODEL, progress=False
     )
-    data = train_gan(tmp_path / "data", SMALL, data_train, SMALL_MODEL, progress=False)
+    data = train("gan", tmp_path / "data", SMALL, data_train, SMALL_MODEL, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(params(mixed), params(data), strict=True))
     assert read_history(tmp_path / "data" / "history.csv")["penalty"] == [0.0] * 12
 
 
 def test_data_prior_with_two_generator_steps_changes_the_trajectory(tmp_path):
-    mixed = train_gan(
-        tmp_path / "mixed", SMALL, small_train(gen_steps=2), SMALL_MODEL, progress=False
+    mixed = train(
+        "gan", tmp_path / "mixed", SMALL, small_train(gen_steps=2), SMALL_MODEL, progress=False
     )
-    data = train_gan(
+    data = train(
+        "gan",
         tmp_path / "data",
         SMALL,
         small_train(prior="data", gen_steps=2),
@@ -87,10 +88,12 @@ def test_data_prior_with_two_generator_steps_changes_the_trajectory(tmp_path):
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
-    train = small_train(prior="data", disc_steps=2)
-    full = train_gan(tmp_path / "full", SMALL, train, SMALL_MODEL, progress=False)
-    train_gan(tmp_path / "half", SMALL, train.replace(steps=6), SMALL_MODEL, progress=False)
-    resumed = train_gan(tmp_path / "half", SMALL, train, SMALL_MODEL, resume=True, progress=False)
+    settings = small_train(prior="data", disc_steps=2)
+    full = train("gan", tmp_path / "full", SMALL, settings, SMALL_MODEL, progress=False)
+    train("gan", tmp_path / "half", SMALL, settings.replace(steps=6), SMALL_MODEL, progress=False)
+    resumed = train(
+        "gan", tmp_path / "half", SMALL, settings, SMALL_MODEL, resume=True, progress=False
+    )
     assert all(torch.equal(a, b) for a, b in zip(params(full), params(resumed), strict=True))
     assert history_rows(tmp_path / "full") == history_rows(tmp_path / "half")
 
@@ -186,8 +189,13 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, mo
 
     monkeypatch.setattr(DiscriminatorELBO, "loss_and_grads", nan_at_step_8)
     with pytest.raises(TrainingDiverged, match="disc_loss became nan at step 8"):
-        train_gan(
-            tmp_path / "py", SMALL, small_train(checkpoint_every=5), SMALL_MODEL, progress=False
+        train(
+            "gan",
+            tmp_path / "py",
+            SMALL,
+            small_train(checkpoint_every=5),
+            SMALL_MODEL,
+            progress=False,
         )
     assert load_checkpoint(tmp_path / "py" / "checkpoint.pt", kind="gan")["step"] == 5
     load_run(tmp_path / "py")
@@ -239,7 +247,9 @@ def test_gen_steps_default_follows_the_prior():
 
 def test_model_must_fit_the_data(tmp_path):
     with pytest.raises(ValueError, match="expects"):
-        train_gan(tmp_path / "r", SMALL, small_train(), GANConfig(data_shape=(3,)), progress=False)
+        train(
+            "gan", tmp_path / "r", SMALL, small_train(), GANConfig(data_shape=(3,)), progress=False
+        )
 
 
 @pytest.mark.parametrize(
@@ -269,10 +279,10 @@ def test_batch_norm_run_resumes_exactly_and_loads_for_sampling(tmp_path):
     model = GANConfig(
         gen_hidden=(16, 16), gen_batch_norm=True, disc_hidden=(8,), disc_maxout=3, pack=2
     )
-    train = small_train(prior="data")
-    full = train_gan(tmp_path / "full", SMALL, train, model, progress=False)
-    train_gan(tmp_path / "half", SMALL, train.replace(steps=6), model, progress=False)
-    resumed = train_gan(tmp_path / "half", SMALL, train, model, resume=True, progress=False)
+    settings = small_train(prior="data")
+    full = train("gan", tmp_path / "full", SMALL, settings, model, progress=False)
+    train("gan", tmp_path / "half", SMALL, settings.replace(steps=6), model, progress=False)
+    resumed = train("gan", tmp_path / "half", SMALL, settings, model, resume=True, progress=False)
     a, b = full.state_dict(), resumed.state_dict()
     assert int(a["generator.1.num_batches_tracked"]) == 12 * 3  # 1 + 2 model runs an iteration
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -295,8 +305,8 @@ def test_image_gan_learns_digits_in_a_few_hundred_iterations(tmp_path, seed):
     from pyro_vigen.models import VariationalGAN
 
     data = DataConfig("digits", holdout=0.3)
-    train = GANTrainConfig(steps=400, batch_size=64, seed=seed)
-    gan = train_gan(tmp_path / "r", data, train, GANConfig(conv_width=32), progress=False)
+    settings = GANTrainConfig(steps=400, batch_size=64, seed=seed)
+    gan = train("gan", tmp_path / "r", data, settings, GANConfig(conv_width=32), progress=False)
     dataset = load_dataset(data)
     classifier = feature_classifier(dataset, cache_dir=tmp_path / "cache")
     torch.manual_seed(seed)

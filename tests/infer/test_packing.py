@@ -19,7 +19,7 @@ from pyro_vigen.infer import (
     GANIteration,
     GANTrainConfig,
     GeneratorELBO,
-    train_gan,
+    train,
 )
 from pyro_vigen.models import GANConfig, VariationalGAN
 
@@ -172,9 +172,11 @@ def test_packed_estimates_need_one_full_pack():
 
 
 def test_a_packed_run_trains_and_is_diagnosed(tmp_path):
-    train = GANTrainConfig(steps=6, batch_size=32, checkpoint_every=6, num_saved_samples=50)
+    settings = GANTrainConfig(steps=6, batch_size=32, checkpoint_every=6, num_saved_samples=50)
     model = GANConfig(hidden=(16,), pack=4)
-    train_gan(tmp_path / "r", DataConfig("ring8", num_points=300), train, model, progress=False)
+    train(
+        "gan", tmp_path / "r", DataConfig("ring8", num_points=300), settings, model, progress=False
+    )
     assert json.loads((tmp_path / "r" / "config.json").read_text())["model"]["pack"] == 4
     metrics = diagnose(tmp_path / "r", num_samples=400)
     assert "pack_jsd" in metrics and "jsd" not in metrics
@@ -192,8 +194,8 @@ def test_a_packed_run_trains_and_is_diagnosed(tmp_path):
 )
 def test_bad_packs(tmp_path, pack, batch_size, message):
     with pytest.raises(ValueError, match=message):
-        train = GANTrainConfig(steps=2, batch_size=batch_size)
-        train_gan(tmp_path / "r", DataConfig("ring8"), train, GANConfig(pack=pack))
+        settings = GANTrainConfig(steps=2, batch_size=batch_size)
+        train("gan", tmp_path / "r", DataConfig("ring8"), settings, GANConfig(pack=pack))
     assert not (tmp_path / "r").exists()
 
 

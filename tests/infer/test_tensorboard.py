@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from pyro_vigen.cli import main
 from pyro_vigen.data import DataConfig
-from pyro_vigen.infer import BatchSampler, fit, load_run, train_gan, train_vae
+from pyro_vigen.infer import BatchSampler, fit, load_run, train
 from pyro_vigen.infer.gan_training import GANTrainConfig
 from pyro_vigen.infer.loop import TensorBoardLog, TensorBoardUnavailable
 from pyro_vigen.infer.vae_training import VAETrainConfig
@@ -75,7 +75,8 @@ def test_vae_run_logs_its_loss_every_step_and_samples_at_checkpoints(tmp_path):
 
 def test_gan_on_images_logs_both_phases_and_a_grid_of_samples(tmp_path):
     out, log_dir = tmp_path / "run", tmp_path / "tb"
-    train_gan(
+    train(
+        "gan",
         out,
         DataConfig("digits"),
         GANTrainConfig(steps=4, batch_size=32, checkpoint_every=2, prior="data"),
@@ -103,32 +104,36 @@ def assert_same_state(a, b):
 def test_logging_leaves_training_and_resuming_exactly_as_without_it(tmp_path, kind):
     # The GAN's generator has batch norm: drawing the samples must not move its statistics.
     if kind == "vae":
-        train, model, train_fn = (
+        settings, model = (
             VAETrainConfig(steps=8, batch_size=64, checkpoint_every=4),
             VAEConfig(hidden=(8,)),
-            train_vae,
         )
     else:
-        train, model, train_fn = (
+        settings, model = (
             GANTrainConfig(steps=8, batch_size=64, checkpoint_every=4, prior="data"),
             GANConfig(hidden=(8,), gen_batch_norm=True),
-            train_gan,
         )
-    plain = state(train_fn(tmp_path / "plain", POINTS, train, model, progress=False))
-    logged = train_fn(
-        tmp_path / "logged", POINTS, train, model, progress=False, tensorboard=tmp_path / "tb"
+    plain = state(train(kind, tmp_path / "plain", POINTS, settings, model, progress=False))
+    logged = train(
+        kind,
+        tmp_path / "logged",
+        POINTS,
+        settings,
+        model,
+        progress=False,
+        tensorboard=tmp_path / "tb",
     )
     assert_same_state(plain, state(logged))
     # Half a run with the log, resumed without it; and half without, resumed with it.
-    half = type(train).from_dict({**train.to_dict(), "steps": 4})
+    half = type(settings).from_dict({**settings.to_dict(), "steps": 4})
     for name, first_log, then_log in (
         ("a", tmp_path / "tb_a", None),
         ("b", None, tmp_path / "tb_b"),
     ):
         out = tmp_path / name
-        train_fn(out, POINTS, half, model, progress=False, tensorboard=first_log)
-        resumed = train_fn(
-            out, POINTS, train, model, progress=False, resume=True, tensorboard=then_log
+        train(kind, out, POINTS, half, model, progress=False, tensorboard=first_log)
+        resumed = train(
+            kind, out, POINTS, settings, model, progress=False, resume=True, tensorboard=then_log
         )
         assert_same_state(plain, state(resumed))
     histories = [read_history(tmp_path / name / "history.csv") for name in ("plain", "logged", "a")]
@@ -223,7 +228,7 @@ def test_without_the_package_tensorboard_is_a_one_line_error(tmp_path, monkeypat
     # None in sys.modules makes `import` raise ImportError, as if it were not installed.
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ImportError, match="pip install tensorboard"):
-        train_vae(tmp_path / "py", POINTS, VAETrainConfig(steps=2), tensorboard=tmp_path / "tb")
+        train("vae", tmp_path / "py", POINTS, VAETrainConfig(steps=2), tensorboard=tmp_path / "tb")
     for command in (["train", "vae"], ["train", "gan"], ["compare"]):
         code = main(
             [

@@ -14,7 +14,7 @@ from pyro_vigen.infer import (
     VAETrainConfig,
     load_run,
     make_elbo,
-    train_vae,
+    train,
 )
 from pyro_vigen.models import VAE, VAEConfig
 from pyro_vigen.storage import CheckpointError, load_checkpoint
@@ -35,7 +35,7 @@ def history_rows(run):
 
 
 def test_run_directory_contents(tmp_path):
-    train_vae(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
+    train("vae", tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
     names = {p.name for p in (tmp_path / "r").iterdir()}
     assert names == {"config.json", "checkpoint.pt", "history.csv", "samples.pt"}
     config, model = load_run(tmp_path / "r")
@@ -53,12 +53,25 @@ def test_run_directory_contents(tmp_path):
 @pytest.mark.parametrize("elbo", ["jit", "trace"])
 def test_same_seed_same_result_and_resume_equals_uninterrupted(tmp_path, elbo):
     # The jit ELBO compiles again on resume; the compilation must not shift the random stream.
-    full = train_vae(tmp_path / "full", SMALL, small_train(elbo=elbo), SMALL_MODEL, progress=False)
-    train_vae(
-        tmp_path / "half", SMALL, small_train(steps=25, elbo=elbo), SMALL_MODEL, progress=False
+    full = train(
+        "vae", tmp_path / "full", SMALL, small_train(elbo=elbo), SMALL_MODEL, progress=False
     )
-    resumed = train_vae(
-        tmp_path / "half", SMALL, small_train(elbo=elbo), SMALL_MODEL, resume=True, progress=False
+    train(
+        "vae",
+        tmp_path / "half",
+        SMALL,
+        small_train(steps=25, elbo=elbo),
+        SMALL_MODEL,
+        progress=False,
+    )
+    resumed = train(
+        "vae",
+        tmp_path / "half",
+        SMALL,
+        small_train(elbo=elbo),
+        SMALL_MODEL,
+        resume=True,
+        progress=False,
     )
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
@@ -69,7 +82,7 @@ def test_same_seed_same_result_and_resume_equals_uninterrupted(tmp_path, elbo):
 
 
 def test_interrupted_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_path, monkeypatch):
-    full = train_vae(tmp_path / "full", SMALL, small_train(), SMALL_MODEL, progress=False)
+    full = train("vae", tmp_path / "full", SMALL, small_train(), SMALL_MODEL, progress=False)
     real_step, calls = ModuleSVI.step, {"n": 0}
 
     def step_then_interrupt(self, *args, **kwargs):
@@ -80,12 +93,12 @@ def test_interrupted_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_path,
 
     monkeypatch.setattr(ModuleSVI, "step", step_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        train_vae(tmp_path / "cut", SMALL, small_train(), SMALL_MODEL, progress=False)
+        train("vae", tmp_path / "cut", SMALL, small_train(), SMALL_MODEL, progress=False)
     assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt", kind="vae")["step"] == 20
     assert not list((tmp_path / "cut").glob(".*tmp"))
     monkeypatch.setattr(ModuleSVI, "step", real_step)
-    resumed = train_vae(
-        tmp_path / "cut", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False
+    resumed = train(
+        "vae", tmp_path / "cut", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False
     )
     assert all(
         torch.equal(a, b)
@@ -103,21 +116,28 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path, mo
 
     monkeypatch.setattr(ModuleSVI, "step", nan_at_25)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 25.*step 20"):
-        train_vae(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
+        train("vae", tmp_path / "r", SMALL, small_train(), SMALL_MODEL, progress=False)
     assert load_checkpoint(tmp_path / "r" / "checkpoint.pt", kind="vae")["step"] == 20
 
 
 def test_output_directory_with_another_run_is_refused(tmp_path):
-    train_vae(tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
+    train("vae", tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
     before = (tmp_path / "r" / "checkpoint.pt").read_bytes()
     with pytest.raises(ValueError, match="holds a run; pass resume=True .* or overwrite=True"):
-        train_vae(tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
+        train("vae", tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
     with pytest.raises(ValueError, match=r"settings differ in train\.lr"):
-        train_vae(
-            tmp_path / "r", SMALL, small_train(lr=0.5), SMALL_MODEL, resume=True, progress=False
+        train(
+            "vae",
+            tmp_path / "r",
+            SMALL,
+            small_train(lr=0.5),
+            SMALL_MODEL,
+            resume=True,
+            progress=False,
         )
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before  # nothing lost
-    train_vae(
+    train(
+        "vae",
         tmp_path / "r",
         SMALL,
         small_train(steps=20, seed=3),
@@ -131,7 +151,7 @@ def test_output_directory_with_another_run_is_refused(tmp_path):
 def test_non_empty_folder_without_a_run_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not empty and holds no run"):
-        train_vae(tmp_path, SMALL, small_train(), SMALL_MODEL, progress=False)
+        train("vae", tmp_path, SMALL, small_train(), SMALL_MODEL, progress=False)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
@@ -144,7 +164,7 @@ def test_non_empty_folder_without_a_run_is_refused(tmp_path):
     ],
 )
 def test_bad_checkpoints_are_refused(tmp_path, content, message):
-    train_vae(tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
+    train("vae", tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
     path = tmp_path / "r" / "checkpoint.pt"
     if content == "truncate":
         path.write_bytes(path.read_bytes()[:200])
@@ -158,13 +178,13 @@ def test_bad_checkpoints_are_refused(tmp_path, content, message):
 
         torch.save({"format": Payload()}, path)
     with pytest.raises(CheckpointError, match=message):
-        train_vae(tmp_path / "r", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False)
+        train("vae", tmp_path / "r", SMALL, small_train(), SMALL_MODEL, resume=True, progress=False)
     with pytest.raises(ValueError, match=message):
         load_run(tmp_path / "r")
 
 
 def test_checkpoint_of_another_kind_is_refused(tmp_path):
-    train_vae(tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
+    train("vae", tmp_path / "r", SMALL, small_train(steps=20), SMALL_MODEL, progress=False)
     state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
     state["kind"] = "gan"
     torch.save(state, tmp_path / "r" / "checkpoint.pt")
@@ -191,12 +211,14 @@ def test_bad_training_settings(kwargs):
 
 def test_model_of_the_wrong_dimension_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"have shape \(2,\), but the model expects \(3,\)"):
-        train_vae(tmp_path / "r", SMALL, small_train(), VAEConfig(data_shape=(3,)), progress=False)
+        train(
+            "vae", tmp_path / "r", SMALL, small_train(), VAEConfig(data_shape=(3,)), progress=False
+        )
     assert not (tmp_path / "r").exists()
 
 
 def test_vae_covers_every_ring8_mode_with_default_settings(tmp_path):
-    train_vae(tmp_path / "r", DataConfig("ring8"), VAETrainConfig(), progress=False)
+    train("vae", tmp_path / "r", DataConfig("ring8"), VAETrainConfig(), progress=False)
     samples = torch.load(tmp_path / "r" / "samples.pt", weights_only=True)["samples"]
     centers = ring8().centers
     nearest = torch.cdist(samples, centers).argmin(dim=1)
@@ -226,7 +248,8 @@ def test_linear_vae_reaches_the_exact_ppca_log_likelihood(tmp_path):
         d * math.log(2 * math.pi) + np.linalg.slogdet(c)[1] + np.trace(np.linalg.solve(c, s))
     )
 
-    vae = train_vae(
+    vae = train(
+        "vae",
         tmp_path / "r",
         DataConfig(str(tmp_path / "ppca.npy"), holdout=0.0),
         VAETrainConfig(steps=3000, batch_size=n, lr=3e-2, elbo="meanfield", num_particles=4),
@@ -245,8 +268,8 @@ def test_the_compiled_elbo_follows_the_trace_elbo_step_for_step(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         runs = {
-            elbo: train_vae(
-                tmp_path / elbo, SMALL, small_train(elbo=elbo), SMALL_MODEL, progress=False
+            elbo: train(
+                "vae", tmp_path / elbo, SMALL, small_train(elbo=elbo), SMALL_MODEL, progress=False
             )
             for elbo in ("jit", "trace")
         }
@@ -259,7 +282,8 @@ def test_the_compiled_elbo_follows_the_trace_elbo_step_for_step(tmp_path):
 def test_data_the_likelihood_cannot_take_leaves_no_run(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ValueError, match="needs data in"):
-        train_vae(
+        train(
+            "vae",
             out,
             DataConfig("ring8"),
             VAETrainConfig(steps=2),
@@ -269,9 +293,14 @@ def test_data_the_likelihood_cannot_take_leaves_no_run(tmp_path):
 
 
 def test_discretized_logistic_vae_learns_the_grey_digits(tmp_path):
-    train = VAETrainConfig(steps=150, batch_size=128, lr=3e-3, num_saved_samples=20)
-    trained = train_vae(
-        tmp_path / "r", DataConfig("digits"), train, VAEConfig(latent_dim=8), progress=False
+    settings = VAETrainConfig(steps=150, batch_size=128, lr=3e-3, num_saved_samples=20)
+    trained = train(
+        "vae",
+        tmp_path / "r",
+        DataConfig("digits"),
+        settings,
+        VAEConfig(latent_dim=8),
+        progress=False,
     )
     config, _ = load_run(tmp_path / "r")
     assert config["model"]["likelihood"] == "discretized_logistic"  # the images' default

@@ -137,8 +137,10 @@ def test_the_data_priors_weight_is_relative_to_the_datas_spread(name, variance):
     from pyro_vigen.report.compare import GEN_STEPS, RELATIVE_REG_WEIGHT
 
     configs = configurations(DataConfig(name))
-    kind, settings = configs[f"gan_data_{GEN_STEPS}steps"]
-    assert kind == "gan" and settings["prior"] == "data" and settings["gen_steps"] == GEN_STEPS
+    family, settings = configs[f"gan_data_{GEN_STEPS}steps"]
+    assert (
+        family.name == "gan" and settings["prior"] == "data" and settings["gen_steps"] == GEN_STEPS
+    )
     assert settings["reg_weight"] == float(f"{RELATIVE_REG_WEIGHT / variance:.2g}")
     # The fair ablation: the same generator steps, no penalty.
     assert configs[f"gan_mixed_{GEN_STEPS}steps"][1] == {

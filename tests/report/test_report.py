@@ -12,11 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_vigen.cli import TRAIN_COMMANDS, build_parser
+from pyro_vigen.cli import build_parser, sections
 from pyro_vigen.data import DataConfig, Dataset
 from pyro_vigen.diagnostics import diagnose
 from pyro_vigen.flags import config_from_args
-from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, load_run, train_gan, train_vae
+from pyro_vigen.infer import (
+    GANTrainConfig,
+    VAETrainConfig,
+    get_family,
+    load_run,
+    train,
+)
 from pyro_vigen.models import VAEConfig
 from pyro_vigen.report import command_for, compare, read_runs, summarise, write_report
 from pyro_vigen.report.document import COLUMNS, panel_rows
@@ -29,14 +35,17 @@ def runs(tmp_path_factory):
     """Two seeds of a short VAE and one short GAN on ring8, diagnosed."""
     root = tmp_path_factory.mktemp("runs")
     for seed in (0, 1):
-        train_vae(
+        train(
+            "vae",
             root / f"vae{seed}",
             DATA,
             VAETrainConfig(steps=60, seed=seed, num_saved_samples=500),
             progress=False,
         )
         diagnose(root / f"vae{seed}", num_samples=500)
-    train_gan(root / "gan", DATA, GANTrainConfig(steps=60, num_saved_samples=500), progress=False)
+    train(
+        "gan", root / "gan", DATA, GANTrainConfig(steps=60, num_saved_samples=500), progress=False
+    )
     diagnose(root / "gan", num_samples=500)
     return root
 
@@ -75,8 +84,7 @@ def test_commands_in_the_report_reproduce_the_settings(runs):
     for path in (runs / "vae0", runs / "gan"):
         config, _ = load_run(path)
         args = build_parser().parse_args(shlex.split(command_for(config, path))[1:])
-        configs, _ = TRAIN_COMMANDS[config["kind"]]
-        for section, cls in configs.items():
+        for section, cls in sections(get_family(config["kind"])).items():
             # The data sets data_shape; the command has no flag for it.
             expected = (
                 cls.from_dict({**config[section], "data_shape": None})
@@ -285,10 +293,11 @@ def image_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("image_runs")
     digits = DataConfig("digits")
     short = {"steps": 30, "batch_size": 64, "num_saved_samples": 64}
-    train_vae(root / "grey" / "vae", digits, VAETrainConfig(**short), progress=False)
+    train("vae", root / "grey" / "vae", digits, VAETrainConfig(**short), progress=False)
     # jit only changes the speed; the uncompiled GAN keeps this test off the compiler.
-    train_gan(root / "grey" / "gan", digits, GANTrainConfig(**short, jit=False), progress=False)
-    train_vae(
+    train("gan", root / "grey" / "gan", digits, GANTrainConfig(**short, jit=False), progress=False)
+    train(
+        "vae",
         root / "binary" / "vae",
         digits,
         VAETrainConfig(**short),
@@ -500,8 +509,8 @@ def test_samples_of_the_users_own_points_are_drawn(tmp_path):
     for name, data in (("blobs", blobs), ("wide", wide)):
         np.save(tmp_path / f"{name}.npy", data)
         config = DataConfig(str(tmp_path / f"{name}.npy"))
-        train = GANTrainConfig(steps=20, num_saved_samples=300, jit=False)
-        train_gan(tmp_path / name / "gan", config, train, progress=False)
+        settings = GANTrainConfig(steps=20, num_saved_samples=300, jit=False)
+        train("gan", tmp_path / name / "gan", config, settings, progress=False)
         diagnose(tmp_path / name / "gan", num_samples=300)
 
     html = write_report([tmp_path / "blobs"], tmp_path / "blobs.html").read_text()
