@@ -178,9 +178,24 @@ class PhaseELBO(ELBO):
         """The phase's loss, its gradient accumulated into this phase's parameters only."""
         return self._loss_and_grads(model, guide, args, kwargs)[0]
 
+    def snapshot_loss_and_grads(self, model, guide, *args, **kwargs) -> tuple[Trace, float]:
+        """:meth:`snapshot`, then :meth:`loss_and_grads` on it, in one call.
+
+        What a GAN iteration's discriminator step does (:class:`~pyro_vigen.infer.GANIteration`);
+        the compiled objectives run it as one graph instead of two.
+
+        :returns: the snapshot, to hand on to the generator's steps, and the loss.
+        """
+        snapshot = self.snapshot(model, *args, **kwargs)
+        return snapshot, self.loss_and_grads(model, guide, *args, snapshot=snapshot, **kwargs)
+
     def _loss_and_grads(self, model, guide, args, kwargs) -> tuple[float, ...]:
         """:meth:`loss_and_grads`, returning the reported terms after the loss."""
-        terms, params = self._loss(model, guide, args, kwargs)
+        return self._backward(*self._loss(model, guide, args, kwargs))
+
+    @staticmethod
+    def _backward(terms: tuple[torch.Tensor, ...], params: list[torch.Tensor]) -> tuple[float, ...]:
+        """The gradient of ``terms[0]`` into ``params``; the terms' values."""
         if params:
             terms[0].backward(inputs=params)
         values = tuple(t.item() for t in terms)

@@ -234,6 +234,44 @@ class _Compiled:
             graph = _Graph(draw, (*params, *(args[i] for i in positions)), modules)
         return graph, params, positions, template, names
 
+    def snapshot_loss_and_grads(self, model, guide, *args, **kwargs) -> tuple[Trace, float]:
+        """As uncompiled, in one graph that draws the snapshot and scores it (one graph
+        run less per discriminator step than :meth:`snapshot` and then the loss)."""
+        if _eager():
+            return super().snapshot_loss_and_grads(model, guide, *args, **kwargs)
+        key = ("snapshot+loss", _signature(model, guide, args, kwargs, self._submodules))
+        if key not in self._graphs:
+            self._graphs[key] = self._compile_snapshot_loss(model, guide, args, kwargs)
+        graph, params, moved, positions, template, names, n_terms = self._graphs[key]
+        inputs = (p if m else p.detach() for p, m in zip(params, moved, strict=True))
+        out = _run(graph, *inputs, *(args[i] for i in positions))
+        terms, (x, y, *values) = out[:n_terms], out[n_terms:]
+        loss = self._backward(terms, [p for p, m in zip(params, moved, strict=True) if m])[0]
+        return _trace_of(template, names, values, (x, y)), loss
+
+    def _compile_snapshot_loss(self, model, guide, args, kwargs) -> tuple:
+        positions = _tensor_positions(args)
+        modules = _modules(model, guide)
+        with _compiling(args[positions[0]].device, modules):
+            model_params, guide_params, template = _capture(model, guide, args, kwargs)
+            params = [*model_params, *guide_params]
+            names = [n for n, s in template.nodes.items() if s["type"] == "sample"]
+            moved: list[bool] = []
+            n_terms: list[int] = []
+
+            def draw_and_score(*inputs):
+                call_args = _with_tensors(args, positions, inputs[len(params) :])
+                snapshot = trace_model(model, call_args, kwargs)
+                out, phase_params = super(_Compiled, self)._loss(
+                    model, guide, call_args, {**kwargs, SNAPSHOT: snapshot}
+                )
+                moved.extend(any(p is q for q in phase_params) for p in params)
+                n_terms.append(len(out))
+                return *out, *labelled_batch(snapshot), *(snapshot.nodes[n]["value"] for n in names)
+
+            graph = _Graph(draw_and_score, (*params, *(args[i] for i in positions)), modules)
+        return graph, params, moved, positions, template, names, n_terms[0]
+
     def _loss(
         self, model, guide, args, kwargs
     ) -> tuple[tuple[torch.Tensor, ...], list[torch.Tensor]]:

@@ -198,8 +198,7 @@ class GANIteration:
         model, guide = self.gan.model, self.gan.guide
         for _ in range(self.train.disc_steps):
             batch = next_batch()
-            snapshot = self.gen_elbo.snapshot(model, batch)
-            disc_loss = self.disc_elbo.loss_and_grads(model, guide, batch, snapshot=snapshot)
+            snapshot, disc_loss = self.disc_elbo.snapshot_loss_and_grads(model, guide, batch)
             _step(self.optim_disc)
         for _ in range(self.train.gen_steps):
             gen_loss, penalty = self.gen_elbo.loss_and_grads_with_penalty(

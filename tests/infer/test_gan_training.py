@@ -7,8 +7,8 @@ import torch
 from pyro_vigen import cli
 from pyro_vigen.data import DataConfig, ring8
 from pyro_vigen.infer import (
-    DiscriminatorELBO,
     GANTrainConfig,
+    JitDiscriminatorELBO,
     TrainingDiverged,
     load_run,
     train,
@@ -181,13 +181,19 @@ def test_trains_on_images_from_the_cli(tmp_path):
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
-    real, calls = DiscriminatorELBO.loss_and_grads, {"n": 0}
+    calls = {"n": 0}
 
-    def nan_at_step_8(self, *args, **kwargs):
-        calls["n"] += 1
-        return math.nan if calls["n"] == 8 else real(self, *args, **kwargs)
+    def nan_at_step_8(real):
+        def step(self, *args, **kwargs):
+            calls["n"] += 1
+            snapshot, loss = real(self, *args, **kwargs)
+            return snapshot, math.nan if calls["n"] == 8 else loss
 
-    monkeypatch.setattr(DiscriminatorELBO, "loss_and_grads", nan_at_step_8)
+        return step
+
+    # The discriminator step of GANIteration, compiled (the default).
+    real = JitDiscriminatorELBO.snapshot_loss_and_grads
+    monkeypatch.setattr(JitDiscriminatorELBO, "snapshot_loss_and_grads", nan_at_step_8(real))
     with pytest.raises(TrainingDiverged, match="disc_loss became nan at step 8"):
         train(
             "gan",
