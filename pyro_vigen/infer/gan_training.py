@@ -45,7 +45,8 @@ class GANTrainConfig(Config):
         penalty).
     :param float reg_weight: the data prior's :math:`\\lambda` (``None``: 5.0); an error
         with ``prior="mixed"``.
-    :param str loss: ``"nonsaturating"`` or ``"minimax"`` generator loss.
+    :param str loss: the generator loss: ``"nonsaturating"``, ``"minimax"`` or
+        ``"importance_weighted"`` (IWGAN; see :class:`~pyro_vigen.infer.GeneratorELBO`).
     :param float lr_disc: Adam's learning rate of the discriminator.
     :param float lr_gen: Adam's learning rate of the generator.
     :param float lr_decay: the share of the run, at its end, over which both learning

@@ -20,7 +20,7 @@ from .discriminator_elbo import (
 )
 
 PRIORS = ("mixed", "data")
-GENERATOR_LOSSES = ("nonsaturating", "minimax")
+GENERATOR_LOSSES = ("nonsaturating", "minimax", "importance_weighted")
 # The published data-prior experiments (CelebA, DCGAN) use lambda = 5.
 DEFAULT_REG_WEIGHT = 5.0
 
@@ -61,6 +61,21 @@ class GeneratorELBO(PhaseELBO):
     - ``loss="nonsaturating"``: :math:`L_G = -\frac{1}{m}\sum_i \log D(G_\theta(z_i))`;
     - ``loss="minimax"``: :math:`L_G = \frac{1}{m}\sum_i \log(1 - D(G_\theta(z_i)))`, the
       :math:`\theta`-dependent part of the discriminator's own objective.
+    - ``loss="importance_weighted"`` (IWGAN, the importance weighted GAN of Hu et al. [2]): the
+      non-saturating loss with the batch mean replaced by self-normalised importance
+      weights,
+
+      .. math::
+          L_G = -\sum_i \tilde w_i \log D(G_\theta(z_i)), \qquad
+          \tilde w_i = \frac{w_i}{\sum_j w_j}, \quad
+          w_i = \frac{D(x_i)}{1 - D(x_i)} = e^{D_\phi(x_i)},
+
+      :math:`w_i` being the discriminator's estimate of the density ratio
+      :math:`p_{data}(x_i)/p_g(x_i)`. The weights are constants of the gradient (no
+      gradient flows through them), so
+      :math:`\nabla_\theta L_G = -\sum_i \tilde w_i \nabla_\theta \log D(G_\theta(z_i))`:
+      generated points the discriminator finds more data-like weigh more. With equal
+      weights it is the non-saturating loss.
 
     With packing (``GANConfig.pack`` > 1, PacGAN [5]) :math:`D` scores packs of
     generated points and :math:`L_G` is a mean over the generated packs; the data
@@ -110,7 +125,7 @@ class GeneratorELBO(PhaseELBO):
     :param str prior: ``"mixed"`` or ``"data"``.
     :param float reg_weight: :math:`\lambda` of the data prior (``None``: 5.0); giving
         one with ``prior="mixed"`` is an error.
-    :param str loss: ``"nonsaturating"`` or ``"minimax"``.
+    :param str loss: ``"nonsaturating"``, ``"minimax"`` or ``"importance_weighted"``.
 
     Example::
 
@@ -174,9 +189,10 @@ class GeneratorELBO(PhaseELBO):
         x, y = labelled_batch(model_trace)
         check_label(y, 0)
         generated = y == 0
-        # The non-saturating loss scores the generated points as real (the reversed
-        # label); minimax scores them as generated and maximises the discriminator's loss.
-        target = float(self.generator_loss == "nonsaturating")
+        # The non-saturating and importance-weighted losses score the generated points as
+        # real (the reversed label); minimax scores them as generated and maximises the
+        # discriminator's loss.
+        target = float(self.generator_loss != "minimax")
         # The generated rows keep their order, so their packs stay whole.
         rows = row_labels(x, y) == 0
         with poutine.block(hide_types=["param"]):
@@ -189,8 +205,15 @@ class GeneratorELBO(PhaseELBO):
         """The loss (penalty included) and the penalty, and the model's parameters."""
         model_trace, trace = self._get_trace(model, guide, args, kwargs)
         x, y = labelled_batch(model_trace)
-        score = trace.nodes["y"]["log_prob"].mean()
-        loss = -score if self.generator_loss == "nonsaturating" else score
+        log_q = trace.nodes["y"]["log_prob"]
+        if self.generator_loss == "importance_weighted":
+            # w_i = D/(1 - D) = exp(logit_i), self-normalised: a softmax of the logits,
+            # held constant for the gradient.
+            weights = torch.softmax(trace.nodes["y"]["fn"].logits.detach(), dim=0)
+            loss = -(weights * log_q).sum()
+        else:
+            score = log_q.mean()
+            loss = -score if self.generator_loss == "nonsaturating" else score
         penalty = torch.zeros_like(loss)
         if self.prior == "data":
             # Replay fixed z, so row i of both batches is the same z_i (a batch of

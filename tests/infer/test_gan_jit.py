@@ -34,6 +34,7 @@ def run_iterations(gan: VariationalGAN, train: GANTrainConfig, iterations: int) 
         ("mixed", "nonsaturating", None, 1),
         ("data", "nonsaturating", 0.05, 1),
         ("data", "minimax", None, 2),
+        ("data", "importance_weighted", None, 1),
     ],
 )
 def test_compiled_phases_follow_the_uncompiled_ones_step_for_step(

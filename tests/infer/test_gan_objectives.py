@@ -326,3 +326,51 @@ def test_the_check_of_the_labels_runs_only_under_validation():
         DiscriminatorELBO().loss(real_only, gan.guide, x_real)
     with pyro.validation_enabled(False), pytest.warns(UserWarning, match="Encountered NaN: loss"):
         assert math.isnan(DiscriminatorELBO().loss(real_only, gan.guide, x_real))
+
+
+def test_importance_weighted_loss_and_gradient_are_hu_et_als_formula():
+    # L_G = -sum_i w~_i log D(G(z_i)), w~ = normalised D/(1-D), the weights held constant.
+    gan = points_gan()
+    with torch.no_grad():  # a discriminator that tells points apart: unequal weights
+        for p in gan.discriminator.parameters():
+            p.add_(torch.randn_like(p))
+    x_real, z = torch.randn(64, 2), torch.randn(64, 2)
+    model = poutine.condition(gan.model, data={"z": z})
+    elbo = GeneratorELBO(loss="importance_weighted")
+    loss = elbo.loss_and_grads(model, gan.guide, x_real)
+    got = [p.grad.clone() for p in gan.generator.parameters()]
+    assert not any(p.grad is not None for p in gan.discriminator.parameters())
+
+    twin = copy.deepcopy(gan)
+    for p in twin.parameters():
+        p.grad = None
+    d = D(twin, twin.generator(z))
+    ratio = (d / (1 - d)).detach()
+    expected = -(ratio / ratio.sum() * d.log()).sum()
+    expected.backward(inputs=list(twin.generator.parameters()))
+    assert loss == pytest.approx(expected.item(), abs=1e-5)
+    assert ratio.max() / ratio.min() > 2
+    for g, p in zip(got, twin.generator.parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
+    nonsaturating = GeneratorELBO().loss(model, gan.guide, x_real)
+    assert abs(loss - nonsaturating) > 1e-2  # not the equal-weight loss
+
+
+def test_importance_weighted_loss_with_equal_weights_is_the_nonsaturating_loss():
+    gan = points_gan()
+    with torch.no_grad():  # a discriminator that says the same of every point
+        last = list(gan.discriminator.parameters())
+        for p in last[-2:]:
+            p.zero_()
+        last[-1].fill_(0.3)
+    x_real = torch.randn(32, 2)
+    snapshot = GeneratorELBO().snapshot(gan.model, x_real)
+    iw = GeneratorELBO(loss="importance_weighted").loss(
+        gan.model, gan.guide, x_real, snapshot=snapshot
+    )
+    ns = GeneratorELBO().loss(gan.model, gan.guide, x_real, snapshot=snapshot)
+    assert iw == pytest.approx(ns, abs=1e-6) and iw == pytest.approx(-math.log(D_of(0.3)), abs=1e-6)
+
+
+def D_of(logit):
+    return 1 / (1 + math.exp(-logit))
