@@ -139,10 +139,10 @@ class GANIteration:
     """One training iteration of the GAN family (:func:`gan_step`), both phases.
 
     ``disc_steps`` discriminator steps, each on a fresh minibatch, then ``gen_steps``
-    generator steps on the last of those minibatches. Each discriminator step first
-    takes a snapshot of the model (:meth:`GeneratorELBO.snapshot
-    <pyro_vigen.infer.discriminator_elbo.PhaseELBO.snapshot>`) and trains on its
-    labelled batch; the last one is the generator steps' snapshot :math:`\\theta'`,
+    generator steps on the last of those minibatches. Each discriminator step takes a
+    snapshot of the model and trains on its labelled batch, in one call
+    (:meth:`~pyro_vigen.infer.discriminator_elbo.PhaseELBO.snapshot_loss_and_grads`,
+    one graph when compiled); the last one is the generator steps' snapshot :math:`\\theta'`,
     passed to each as the keyword ``snapshot``. It was drawn from the generator the
     steps start from, so the model runs once per phase step and never a third time for
     the snapshot. Every iteration takes the snapshot, under both priors, so both
