@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -442,6 +443,54 @@ def bench_neighbours(repeats: int = 3) -> dict:
     return rows
 
 
+#: The conv VAE run of the ``distributed`` rows: 28x28 digits, a global batch of 128.
+_CONV_VAE = ["train", "vae", "--data", "mnist5k", "--steps", "300", "--batch-size", "128"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_distributed(repeats: int = 3) -> dict:
+    """A conv VAE's training loop (28x28 mnist5k, 300 steps, global batch 128) on 2 ranks
+    of ``torchrun`` (gloo, one thread each, 64 images per rank) against 1 process (one
+    thread): time over time, ideal 0.5 (medians of ``repeats`` runs; the loop's
+    ``wall_time``, start-up excluded). Goal at most 0.75 (scaling efficiency, 1 / (2
+    ratio), of two thirds or more) on 2 idle cores."""
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2"]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = (Path(tmp, f"run{i}") for i in itertools.count())
+
+        def timed(ranks: int) -> float:
+            out = next(runs)
+            launcher = [*launch, f"--master-port={free_port()}"] if ranks > 1 else [sys.executable]
+            subprocess.run(
+                [*launcher, "-m", "pyro_vigen.cli", *_CONV_VAE, "--out", str(out), "--no-progress"],
+                cwd=ROOT,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+            return float((out / "history.csv").read_text().strip().splitlines()[-1].split(",")[-1])
+
+        alone = float(np.median([timed(1) for _ in range(repeats)]))
+        ranks = float(np.median([timed(2) for _ in range(repeats)]))
+    return {
+        "ranks_2_conv_vae": {
+            "ours": ranks,
+            "baseline": alone,
+            "unit": "s",
+            "goal": "ratio <= 0.75",
+            "ok": ranks / alone <= 0.75,
+            "timed": "pyro-vigen " + " ".join(_CONV_VAE) + " (history.csv wall_time)",
+            "scaling_efficiency": round(alone / (2 * ranks), 3),
+        }
+    }
+
+
 BENCHMARKS = {
     "vae_step_784": bench_vae_step_mnist_size,
     "vae_step_2": bench_vae_step_toy_size,
@@ -452,6 +501,7 @@ BENCHMARKS = {
     "kl_accuracy": bench_kl_accuracy,
     "demo": bench_demo,
     "neighbours": bench_neighbours,
+    "distributed": bench_distributed,
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import __version__
 from .data import DataConfig
+from .distributed import world
 from .errors import UserError
 from .flags import add_flags, config_from_args, to_argv
 from .infer import Family, families, get_family, train
@@ -153,7 +154,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         tensorboard=args.tensorboard,
     )
-    print(f"run directory: {args.out}")
+    if world().is_main:  # under torchrun, rank 0 speaks for the run
+        print(f"run directory: {args.out}")
     return 0
 
 
@@ -232,7 +234,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         steps=args.steps,
         vae_steps=args.vae_steps,
         tensorboard=args.tensorboard,
+        families=args.families,
     )
+    if not world().is_main:  # under torchrun, rank 0 speaks for the sweep
+        return 0
     summary = json.loads(path.with_name("summary.json").read_text())
     print(f"The theory's claims on {summary['dataset']}, seed by seed:")
     print(claims_table(summary["claims"]))
@@ -298,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare",
-        help="the main job: VAE, classic GAN, data-prior GAN and its ablation over seeds, with the theory's claims checked",
+        help="the main job: VAE, classic GAN, data-prior GAN and its ablation (and with "
+        "--families the IWGAN, AAE and ALI) over seeds, with the theory's claims checked",
     )
     _add_data_args(p)
     p.add_argument("--seeds", type=int, default=3, help="seeds per configuration")
@@ -315,6 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="SVI steps of every VAE run (default: 20000; 3000 on images)",
+    )
+    p.add_argument(
+        "--families",
+        type=lambda text: tuple(name.strip() for name in text.split(",")),
+        default=None,
+        metavar="NAMES",
+        help="comma-separated groups of configurations: vae, gan (classic, ablation, data "
+        "prior), iwgan, aae, ali (points only) (default: vae,gan, the four the claims are "
+        "about)",
     )
     p.add_argument("--num-samples", type=int, default=5000, help="samples per diagnosis")
     _add_progress_arg(p)

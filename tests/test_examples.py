@@ -16,6 +16,12 @@ CASES = {
     "kl_directions.py": (["kl_directions.png"], "reverse KL fit (gradient descent): mean="),
     "vae_ring.py": (["metrics.json", "checkpoint.pt"], "modes captured:"),
     "gan_ring.py": (["prior_mixed/metrics.json", "prior_data/metrics.json"], "prior=data: modes captured"),
+    "aae_ring.py": (["metrics.json", "checkpoint.pt"], "aggregate posterior: KL(q(z)||p(z)) ="),
+    "ali_ring.py": (["metrics.json", "checkpoint.pt"], "reconstruction: same mode"),
+    "iwgan_ring.py": (
+        ["nonsaturating/metrics.json", "importance_weighted/metrics.json"],
+        "importance_weighted: modes captured",
+    ),
     "vae_digits.py": (["samples.png", "reconstructions.png"], "wrote"),
     "reuse_model_guide.py": (["models.pt", "summary.json"], "gan: modes captured"),
     "diagnose_your_samples.py": (

@@ -61,12 +61,23 @@ def mode_coverage(samples: Samples, centers: Samples, std: float, threshold: flo
         cov = mode_coverage(mixture.sample(2000), mixture.centers, mixture.std)
         cov["modes_captured"], cov["hq_fraction"]     # (8, about 0.99)
     """
+    nearest, dist2 = nearest_modes(samples, centers, distances=True)
+    require_positive("std", std)
+    require_positive("threshold", threshold)
+    num_modes = len(as_points(centers, "centers"))
+    return label_coverage(nearest, num_modes, high_quality=dist2 <= (threshold * std) ** 2)
+
+
+def nearest_modes(samples: Samples, centers: Samples, *, distances: bool = False):
+    """The index of the nearest centre of each sample (and, with ``distances``, the
+    squared distance to it, as a second array).
+
+    :raises ValueError: dimensions that differ, NaN/inf.
+    """
     x = as_points(samples, "samples")
     c = as_points(centers, "centers")
     if x.shape[1] != c.shape[1]:
         raise UserError(f"samples have dimension {x.shape[1]} but the mode centres {c.shape[1]}")
-    require_positive("std", std)
-    require_positive("threshold", threshold)
     nearest = np.empty(len(x), dtype=np.int64)
     dist2 = np.empty(len(x))
     for start in range(0, len(x), _CHUNK):
@@ -74,7 +85,7 @@ def mode_coverage(samples: Samples, centers: Samples, std: float, threshold: flo
         d2 = ((chunk[:, None, :] - c[None, :, :]) ** 2).sum(-1)
         nearest[start : start + _CHUNK] = d2.argmin(1)
         dist2[start : start + _CHUNK] = d2.min(1)
-    return label_coverage(nearest, len(c), high_quality=dist2 <= (threshold * std) ** 2)
+    return (nearest, dist2) if distances else nearest
 
 
 def label_coverage(labels: Samples, num_modes: int, high_quality: np.ndarray | None = None) -> dict:

@@ -46,6 +46,7 @@ from ..errors import UserError
 from ..infer import Family, load_run, run_family
 from ..storage import DIAGNOSTICS, HISTORY, METRICS, RunDir, atomic_path, read_history
 from ..threads import torch_threads
+from .autoencoding import latent_metrics, reconstruction_metrics
 from .checks import as_points
 from .gan import INTERVAL_METHOD as DISC_INTERVAL_METHOD
 from .gan import discriminator_estimates
@@ -71,7 +72,12 @@ MAX_STORED = 2000
 #: (``mc``); ``vi_quality``, the guide's ELBO, IWAE bound and k-hat from the model's
 #: ``importance_sample(x, num_particles)`` (:func:`vi_metrics`); ``discriminator``, the
 #: trained discriminator's estimates (:func:`discriminator_estimates`).
-EXTRA_DIAGNOSTICS = ("density", "vi_quality", "discriminator")
+#: ``reconstruction``, from the model's ``reconstruct(x)`` (:func:`reconstruction_metrics`);
+#: ``latent``, the aggregate posterior against the prior from the model's
+#: ``encode(x) -> (loc, scale)`` (:func:`latent_metrics`).
+EXTRA_DIAGNOSTICS = ("density", "vi_quality", "discriminator", "reconstruction", "latent")
+#: Points encoded by the ``reconstruction`` and ``latent`` diagnostics: one code each.
+ENCODED_POINTS = {"points": 5000, "images": 1000}
 
 
 def khat_warning(metrics: dict) -> str | None:
@@ -136,7 +142,13 @@ def diagnose(
     ``iwae``, ``iwae_particles``, ``khat_mean``, ``khat_frac_over_0_7`` and, on toy
     mixtures, ``joint_kl``; for a GAN ``disc_kl_forward``, ``disc_kl_reverse``, ``jsd``
     (``pack_jsd``, the JSD of packs, for a packed GAN: see
-    :func:`~pyro_vigen.diagnostics.discriminator_estimates`). Each of the KL and JSD
+    :func:`~pyro_vigen.diagnostics.discriminator_estimates`); for a family with an
+    encoder (the AAE, ALI) ``recon_mse``, ``recon_rel_error`` and, where modes are
+    known, ``recon_same_mode``
+    (:func:`~pyro_vigen.diagnostics.autoencoding.reconstruction_metrics`), and
+    ``latent_kl_forward``, ``latent_kl_reverse`` and ``latent_kl_method``, the
+    aggregate posterior against the prior
+    (:func:`~pyro_vigen.diagnostics.autoencoding.latent_metrics`). Each of the KL and JSD
     estimates ``K`` has its 95% interval ``K_interval``, ``[lo, hi]`` (null where not
     computable), and ``interval_method`` says how each was made.
 
@@ -235,6 +247,14 @@ def diagnose(
             metrics.update(disc)
             names = ", ".join(k for k in disc if not k.endswith("_interval"))
             metrics["interval_method"] += f"; {names}: {DISC_INTERVAL_METHOD}"
+        if {"reconstruction", "latent"} & set(family.diagnostics):
+            encoded = _encoder_metrics(
+                model, family, model_config, dataset, data_config, modes, seed
+            )
+            if "latent_interval_method" in encoded:
+                method = encoded.pop("latent_interval_method")
+                metrics["interval_method"] += f"; latent_kl_forward, latent_kl_reverse: {method}"
+            metrics.update(encoded)
     attrs.update(kind=config["kind"], data=dataset.name, pyro_vigen=__version__)
     _write(run, metrics, groups, diag_vars, attrs)
     return metrics
@@ -365,15 +385,8 @@ def _vi_quality(
 ) -> tuple[dict, dict]:
     """:func:`vi_metrics` (with ``khat``) and the groups of the posterior draws behind it."""
     num_points, default_particles = VI_POINTS["images" if dataset.is_image else "points"]
-    gen = torch.Generator().manual_seed(seed + 2)
-    entropy = None
-    if dataset.mixture is not None:
-        x = dataset.mixture.sample(num_points, gen)
-        entropy = dataset.mixture.entropy()[0]
-    else:
-        held_out = load_dataset(data_config, split="holdout" if data_config.holdout > 0 else "all")
-        x = family.data(held_out, model_config)
-        x = x[torch.randperm(len(x), generator=gen)[:num_points]]
+    x = _unseen_points(family, model_config, dataset, data_config, num_points, seed + 2)
+    entropy = None if dataset.mixture is None else dataset.mixture.entropy()[0]
     z, log_w = model.importance_sample(x, num_particles or default_particles)
     groups = {
         "posterior": _draws_dataset("z", z.unsqueeze(0), ("point", "z_dim")),
@@ -381,6 +394,35 @@ def _vi_quality(
         "observed_data": _points_dataset("x", x),
     }
     return vi_metrics(log_w, data_entropy=entropy), groups
+
+
+def _unseen_points(
+    family: Family, model_config, dataset: Dataset, data_config: DataConfig, num: int, seed: int
+) -> torch.Tensor:
+    """``num`` points as the model sees them, not trained on where possible: fresh draws
+    of a toy mixture, else held-out points (all points where none are held out)."""
+    gen = torch.Generator().manual_seed(seed)
+    if dataset.mixture is not None:
+        return dataset.mixture.sample(num, gen)
+    held_out = load_dataset(data_config, split="holdout" if data_config.holdout > 0 else "all")
+    x = family.data(held_out, model_config)
+    return x[torch.randperm(len(x), generator=gen)[:num]]
+
+
+def _encoder_metrics(
+    model, family: Family, model_config, dataset: Dataset, data_config: DataConfig, modes, seed: int
+) -> dict:
+    """:func:`reconstruction_metrics` and :func:`latent_metrics`, as the family declares."""
+    num = ENCODED_POINTS["images" if dataset.is_image else "points"]
+    x = _unseen_points(family, model_config, dataset, data_config, num, seed + 3)
+    x = x.to(next(model.parameters()).device)
+    metrics = {}
+    if "reconstruction" in family.diagnostics:
+        centers = modes[0] if modes is not None else getattr(dataset.mixture, "centers", None)
+        metrics.update(reconstruction_metrics(x.cpu(), model.reconstruct(x).cpu(), centers))
+    if "latent" in family.diagnostics:
+        metrics.update(latent_metrics(model.encode, x, seed=seed + 3))
+    return metrics
 
 
 def _data_dims(ndim: int) -> tuple[str, ...]:

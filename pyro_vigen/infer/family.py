@@ -26,10 +26,13 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .. import distributed as dist_state
 from ..config import Config
 from ..data import DataConfig, Dataset, load_dataset
+from ..distributed import World
+from ..distributed import init as init_world
 from ..errors import UserError
-from ..storage import RunDir
+from ..storage import CONFIG, RunDir
 from ..threads import torch_threads
 from .loop import (
     BatchSampler,
@@ -221,6 +224,7 @@ def train(
     download: bool = False,
     threads: int | None = None,
     tensorboard: str | os.PathLike | None = None,
+    distributed: bool = True,
 ) -> nn.Module:
     """Train a model of ``family`` and write its run directory.
 
@@ -248,6 +252,14 @@ def train(
         a grid of 64 (images) or 1000 samples over the data (points). A runtime setting,
         not part of ``config.json``: training is the same with or without it. ``None``:
         no log.
+    :param bool distributed: under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment),
+        train data-parallel over its ranks (:mod:`pyro_vigen.distributed`):
+        ``train.batch_size`` is the global batch, split evenly over the ranks, gradients
+        are averaged before every optimiser step, ``history.csv`` holds the ranks' mean
+        metrics, and rank 0 alone writes the run directory; ``config.json`` records the
+        world size and the batch per rank under ``distributed``. ``False``: train in
+        this process alone whatever the environment (``compare`` under ``torchrun``
+        trains whole runs per rank so). Outside ``torchrun`` it changes nothing.
     :returns: the trained model.
     :raises TrainingDiverged: a loss became NaN or infinite (the last checkpoint stays).
     :raises ~pyro_vigen.infer.loop.TensorBoardUnavailable: ``tensorboard`` asked for but
@@ -269,18 +281,41 @@ def train(
         summary_writer_class()
     with torch_threads(threads):
         device = resolve_device(train.device)
+        here = init_world(device) if distributed else World()
+        if here.size > 1 and device.type == "cuda":
+            device = torch.device("cuda", here.local_rank)
+            torch.cuda.set_device(device)
         dataset = load_dataset(data, download=download)
         model = resolve_data_shape(model, dataset)
         x = family.data(dataset, model)
-        run = RunDir(out)
-        resuming = run.prepare(
-            run_config(family.name, data, model, train), resume=resume, overwrite=overwrite
+        # Before anything is written: the batch must split over the ranks.
+        sampler = BatchSampler(
+            x.shape[0], train.batch_size, train.seed, rank=here.rank, world_size=here.size
         )
+        config = run_config(family.name, data, model, train)
+        if here.size > 1:
+            config["distributed"] = {
+                "world_size": here.size,
+                "batch_size": "global, split evenly over the ranks",
+                "batch_size_per_rank": sampler.batch_size,
+            }
+        run = RunDir(out)
+        resuming = _prepare(run, config, here, resume=resume, overwrite=overwrite)
         pyro.set_rng_seed(train.seed)
         module = family.model(model).to(device)
+        if here.size > 1:
+            # The same initial parameters (the seed's) everywhere, then each rank's own noise.
+            dist_state.broadcast_state(module)
+            pyro.set_rng_seed(dist_state.rank_seed(train.seed, here.rank))
         x = x.to(device)
-        sampler = BatchSampler(x.shape[0], train.batch_size, train.seed)
         step = family.build_step(module, train, x, sampler)
+        step_fn = step.step
+        if here.size > 1:
+            for optim in step.optims.values():
+                dist_state.average_gradients(optim, here.size)
+            step_fn = _averaged(step.step, module, here.size)
+        if not here.is_main:
+            tensorboard = None
 
         def draw(num: int) -> torch.Tensor:
             gen = torch.Generator(device=device).manual_seed(train.seed)
@@ -294,7 +329,7 @@ def train(
             module=module,
             optims=step.optims,
             sampler=sampler,
-            step_fn=step.step,
+            step_fn=step_fn,
             columns=step.columns,
             steps=train.steps,
             checkpoint_every=train.checkpoint_every,
@@ -302,7 +337,58 @@ def train(
             progress=progress,
             lr_factor=linear_decay(train.steps, train.lr_decay),
             tensorboard=None if tensorboard is None else TensorBoardLog(tensorboard, draw, x),
+            world=here,
         )
-        gen = torch.Generator(device=device).manual_seed(train.seed)
-        run.save_samples(module.sample(train.num_saved_samples, generator=gen), train.seed)
+        if here.is_main:
+            gen = torch.Generator(device=device).manual_seed(train.seed)
+            run.save_samples(module.sample(train.num_saved_samples, generator=gen), train.seed)
         return module
+
+
+def _prepare(run: RunDir, config: dict, here: World, *, resume: bool, overwrite: bool) -> bool:
+    """:meth:`RunDir.prepare` on rank 0; every rank learns whether the run resumes, or
+    raises what rank 0 raised."""
+    if here.size == 1:
+        _check_world_size(run, here, resume)
+        return run.prepare(config, resume=resume, overwrite=overwrite)
+    resuming, error = False, None
+    if here.is_main:
+        try:
+            _check_world_size(run, here, resume)
+            resuming = run.prepare(config, resume=resume, overwrite=overwrite)
+        except Exception as e:  # every rank must hear of it, or the others wait forever
+            error = e
+    dist_state.agree(error)
+    box = [resuming]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _check_world_size(run: RunDir, here: World, resume: bool) -> None:
+    """Refuse to resume a run on another number of ranks than it was trained on: the
+    batches and the noise would differ, and the result would be no continuation of it."""
+    if not (resume and run.file(CONFIG).is_file()):
+        return
+    ranks = run.read_config().get("distributed", {}).get("world_size", 1)
+    if ranks != here.size:
+        raise UserError(
+            f"{run.path} was trained on {ranks} rank(s) and this launch has {here.size}: "
+            f"resume it on {ranks} (torchrun --nproc-per-node {ranks}, or no torchrun for 1)"
+        )
+
+
+def _averaged(step_fn: Callable, module: nn.Module, size: int) -> Callable:
+    """``step_fn`` whose metrics are the ranks' means, the module's buffers rank 0's.
+
+    Batch norm's running statistics follow each rank's own batches; taking rank 0's
+    after every step keeps the ranks' models identical, as DistributedDataParallel does.
+    """
+    buffers = list(module.buffers())
+
+    def step(i: int) -> dict[str, float]:
+        metrics = step_fn(i)
+        for buffer in buffers:
+            torch.distributed.broadcast(buffer, src=0)
+        return dist_state.average_metrics(metrics, size)
+
+    return step

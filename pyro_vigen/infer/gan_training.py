@@ -157,7 +157,11 @@ class GANIteration:
     uncompiled while Pyro's validation is on (a run's first step) and compile on the
     next, on a forked random state.
 
-    :param VariationalGAN gan: the model.
+    :param gan: the model: a :class:`VariationalGAN`, or any object with its
+        ``model``, ``guide``, ``generator`` and ``discriminator`` (the modules each phase
+        moves) and ``generator_rows`` (the rows the generator phase scores:
+        ``"generated"``, or ``"both"`` for :class:`~pyro_vigen.models.ALI`), as
+        :class:`~pyro_vigen.models.aae.LatentGAN` has.
     :param GANTrainConfig train: the phases' steps, objectives and optimiser settings.
 
     :ivar DiscriminatorELBO disc_elbo: the discriminator's objective.
@@ -182,7 +186,9 @@ class GANIteration:
             else (DiscriminatorELBO, GeneratorELBO)
         )
         self.disc_elbo = disc_cls()
-        self.gen_elbo = gen_cls(prior=train.prior, reg_weight=train.reg_weight, loss=train.loss)
+        self.gen_elbo = gen_cls(
+            prior=train.prior, reg_weight=train.reg_weight, loss=train.loss, rows=gan.generator_rows
+        )
         self.optim_disc = torch.optim.Adam(
             gan.discriminator.parameters(), lr=train.lr_disc, betas=train.betas_disc
         )
@@ -268,19 +274,31 @@ def gan_step(
     )
 
 
-def gan_label(config: dict[str, Any]) -> str:
-    """The prior, the generator steps and, for the data prior, its weight."""
-    train = config["train"]
+#: Names of the generator losses in labels: the IWGAN is a GAN of its own in reports.
+LOSS_NAMES = {"nonsaturating": "GAN", "minimax": "minimax GAN", "importance_weighted": "IWGAN"}
+
+
+def adversarial_label(name: str, train: dict[str, Any]) -> str:
+    """``name``, the prior, the generator steps and, for the data prior, its weight."""
     steps = train.get("gen_steps", 1)
     prior = train.get("prior", "mixed")
     penalty = f", lambda={train.get('reg_weight')}" if prior == "data" else ""
-    return f"GAN {prior} prior, {steps} gen step{'s' if steps > 1 else ''}{penalty}"
+    return f"{name} {prior} prior, {steps} gen step{'s' if steps > 1 else ''}{penalty}"
 
 
-def gan_role(config: dict[str, Any]) -> tuple[str, int]:
-    """The classic GAN has the mixed prior and one generator step; the data-prior GAN's
-    ablation has the mixed prior and the data prior's number of steps (two or more)."""
+def gan_label(config: dict[str, Any]) -> str:
+    """The generator loss (``GAN``, ``minimax GAN``, ``IWGAN``), then :func:`adversarial_label`."""
     train = config["train"]
+    return adversarial_label(LOSS_NAMES[train.get("loss", "nonsaturating")], train)
+
+
+def gan_role(config: dict[str, Any]) -> tuple[str, int] | None:
+    """The classic GAN has the mixed prior and one generator step; the data-prior GAN's
+    ablation has the mixed prior and the data prior's number of steps (two or more).
+    The claims are about the non-saturating loss: other losses play no role."""
+    train = config["train"]
+    if train.get("loss", "nonsaturating") != "nonsaturating":
+        return None
     steps = train.get("gen_steps") or 1
     if train.get("prior") == "data":
         return "data_prior", steps

@@ -13,6 +13,7 @@ from .discriminator_elbo import (
     PhaseELBO,
     check_label,
     guide_trace,
+    label_mean,
     labelled_batch,
     param_leaves,
     pop_snapshot,
@@ -21,6 +22,9 @@ from .discriminator_elbo import (
 
 PRIORS = ("mixed", "data")
 GENERATOR_LOSSES = ("nonsaturating", "minimax", "importance_weighted")
+#: Which rows of the labelled batch the generator phase scores: those whose law depends
+#: on the model's parameters (see :class:`GeneratorELBO`).
+GENERATOR_ROWS = ("generated", "both")
 # The published data-prior experiments (CelebA, DCGAN) use lambda = 5.
 DEFAULT_REG_WEIGHT = 5.0
 
@@ -77,6 +81,20 @@ class GeneratorELBO(PhaseELBO):
       generated points the discriminator finds more data-like weigh more. With equal
       weights it is the non-saturating loss.
 
+    **Rows.** In a GAN only the generated rows depend on :math:`\theta`. In ALI/BiGAN
+    (:class:`~pyro_vigen.models.ALI`) both do: a real row is the pair
+    :math:`(x, z)`, :math:`z \sim q_\theta(z|x)` drawn by the encoder, which the
+    generator phase trains too. With ``rows="both"`` the phase scores every row with its
+    label reversed (minimax: kept), and the loss is the sum of the two label means,
+
+    .. math::
+        L_G = -\tfrac{1}{n}\sum_{y_i=1} \log\big(1 - D(x_i)\big)
+              - \tfrac{1}{m}\sum_{y_i=0} \log D(x_i)
+
+    (non-saturating), :math:`\mathbb{E}_{p_\theta(x|y)p(y)}[\log q^r_\phi(y|x)]` over both
+    labels, as Hu et al. [2] write ALI's generator phase. The data prior's penalty then
+    covers every row. The importance-weighted loss applies to generated rows only.
+
     With packing (``GANConfig.pack`` > 1, PacGAN [5]) :math:`D` scores packs of
     generated points and :math:`L_G` is a mean over the generated packs; the data
     prior's penalty below stays a mean over the generated points.
@@ -126,6 +144,7 @@ class GeneratorELBO(PhaseELBO):
     :param float reg_weight: :math:`\lambda` of the data prior (``None``: 5.0); giving
         one with ``prior="mixed"`` is an error.
     :param str loss: ``"nonsaturating"``, ``"minimax"`` or ``"importance_weighted"``.
+    :param str rows: ``"generated"`` (a GAN) or ``"both"`` (ALI/BiGAN): the rows scored.
 
     Example::
 
@@ -149,7 +168,11 @@ class GeneratorELBO(PhaseELBO):
     """
 
     def __init__(
-        self, prior: str = "mixed", reg_weight: float | None = None, loss: str = "nonsaturating"
+        self,
+        prior: str = "mixed",
+        reg_weight: float | None = None,
+        loss: str = "nonsaturating",
+        rows: str = "generated",
     ) -> None:
         super().__init__()
         self.reg_weight = resolve_reg_weight(prior, reg_weight)
@@ -157,8 +180,17 @@ class GeneratorELBO(PhaseELBO):
             raise UserError(
                 f"unknown generator loss {loss!r}; use one of {', '.join(GENERATOR_LOSSES)}"
             )
+        if rows not in GENERATOR_ROWS:
+            raise UserError(f"unknown rows {rows!r}; use one of {', '.join(GENERATOR_ROWS)}")
+        if rows == "both" and loss == "importance_weighted":
+            raise UserError(
+                "the importance-weighted loss weighs generated rows by the discriminator's "
+                "density ratio; it does not apply with rows='both'",
+                field="loss",
+            )
         self.prior = prior
         self.generator_loss = loss
+        self.rows = rows
 
     def loss_and_grads_with_penalty(self, model, guide, *args, **kwargs) -> tuple[float, float]:
         """:meth:`loss_and_grads`, and the data prior's penalty included in its loss.
@@ -188,15 +220,20 @@ class GeneratorELBO(PhaseELBO):
         model_trace = poutine.trace(model).get_trace(*args, **kwargs)
         x, y = labelled_batch(model_trace)
         check_label(y, 0)
-        generated = y == 0
-        # The non-saturating and importance-weighted losses score the generated points as
-        # real (the reversed label); minimax scores them as generated and maximises the
+        # The non-saturating and importance-weighted losses score the rows with the
+        # reversed label; minimax scores them with their own and maximises the
         # discriminator's loss.
-        target = float(self.generator_loss != "minimax")
+        reverse = self.generator_loss != "minimax"
+        if self.rows == "both":
+            check_label(y, 1)
+            with poutine.block(hide_types=["param"]):
+                trace = guide_trace(guide, x, 1 - y if reverse else y)
+            return model_trace, trace
+        generated = y == 0
         # The generated rows keep their order, so their packs stay whole.
         rows = row_labels(x, y) == 0
         with poutine.block(hide_types=["param"]):
-            trace = guide_trace(guide, x[rows], torch.full_like(y[generated], target))
+            trace = guide_trace(guide, x[rows], torch.full_like(y[generated], float(reverse)))
         return model_trace, trace
 
     def _terms(
@@ -213,13 +250,15 @@ class GeneratorELBO(PhaseELBO):
             loss = -(weights * log_q).sum()
         else:
             score = log_q.mean()
+            if self.rows == "both":
+                score = label_mean(log_q, y, 1) + label_mean(log_q, y, 0)
             loss = -score if self.generator_loss == "nonsaturating" else score
         penalty = torch.zeros_like(loss)
         if self.prior == "data":
             # Replay fixed z, so row i of both batches is the same z_i (a batch of
             # another size fails in the replay, at the plate).
             x_snap, _ = labelled_batch(pop_snapshot(kwargs)[0])
-            generated = row_labels(x, y) == 0
-            diff = x[generated] - x_snap[generated]
+            scored = row_labels(x, y) == 0 if self.rows == "generated" else slice(None)
+            diff = x[scored] - x_snap[scored]
             penalty = self.reg_weight * diff.pow(2).flatten(1).sum(-1).mean()
         return (loss + penalty, penalty), param_leaves(model_trace)

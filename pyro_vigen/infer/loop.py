@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..distributed import World, gather
 from ..errors import UserError
 from ..storage import (
     HISTORY,
@@ -45,10 +46,17 @@ class BatchSampler:
     """Minibatch indices, reshuffled every epoch, with a state a checkpoint can hold.
 
     The last incomplete batch of an epoch is dropped, so every batch has the same size.
+    Under data-parallel training each of ``world_size`` ranks takes its own slice of
+    every global batch (the ranks share the seed, and so the permutation): rank r gets
+    positions ``r b .. (r + 1) b - 1`` of it, b = ``batch_size / world_size``.
 
     :param int n: number of data points.
-    :param int batch_size: points per batch (at most ``n``).
+    :param int batch_size: points per global batch (at most ``n``).
     :param int seed: seed of the shuffling.
+    :param int rank: this rank.
+    :param int world_size: the number of ranks, a divisor of the global batch.
+    :ivar int batch_size: the points of this rank's batches.
+    :raises ValueError: a global batch that does not split evenly over the ranks.
 
     Example::
 
@@ -58,21 +66,32 @@ class BatchSampler:
         state = sampler.state_dict()    # sampler.load_state_dict(state) resumes from here
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, *, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.n = n
-        self.batch_size = min(batch_size, n)
+        self.global_batch_size = min(batch_size, n)
+        if self.global_batch_size % world_size:
+            raise UserError(
+                f"a global batch of {self.global_batch_size} points does not split evenly "
+                f"over {world_size} ranks; use a batch_size that is a multiple of {world_size}",
+                field="batch_size",
+            )
+        self.batch_size = self.global_batch_size // world_size
+        self.rank = rank
         self.generator = torch.Generator().manual_seed(seed)
         self._epoch_state: torch.Tensor | None = None
         self._perm = torch.empty(0, dtype=torch.long)
         self._pos = 0
 
     def next(self) -> torch.Tensor:
-        if self._pos + self.batch_size > self._perm.numel():
+        if self._pos + self.global_batch_size > self._perm.numel():
             self._epoch_state = self.generator.get_state()
             self._perm = torch.randperm(self.n, generator=self.generator)
             self._pos = 0
-        idx = self._perm[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
+        start = self._pos + self.rank * self.batch_size
+        idx = self._perm[start : start + self.batch_size]
+        self._pos += self.global_batch_size
         return idx
 
     def state_dict(self) -> dict:
@@ -225,6 +244,7 @@ def fit(
     progress: bool = True,
     lr_factor: Callable[[int], float] | None = None,
     tensorboard: TensorBoardLog | None = None,
+    world: World | None = None,
 ) -> None:
     """Run ``step_fn`` for steps ``1..steps``, checkpointing every ``checkpoint_every``.
 
@@ -255,7 +275,13 @@ def fit(
         the step alone, so a resumed run follows the same schedule. ``None``: constant.
     :param TensorBoardLog tensorboard: also log every step's metrics and, at every
         checkpoint, the model's samples there; ``None``: no TensorBoard log.
+    :param world: this process's place in a data-parallel run
+        (:mod:`pyro_vigen.distributed`; ``None``: one rank). With several ranks, every
+        rank calls ``fit`` (its ``step_fn`` averaging what the ranks must share), rank 0
+        alone writes ``history.csv`` and the checkpoints, and a checkpoint holds every
+        rank's random state; resuming needs the same number of ranks.
     :raises TrainingDiverged: a metric became NaN or infinite.
+    :raises ValueError: resuming a checkpoint of another world size.
 
     Example::
 
@@ -267,22 +293,36 @@ def fit(
             step_fn=lambda step: {"loss": svi.step(x[sampler.next()], num_data=len(x)) / len(x)},
             columns=["loss"], steps=100, checkpoint_every=50, resume=False)
     """
+    world = world or World()
     start, wall0, last_ckpt = 0, 0.0, None
     # The rates the optimisers were built with; a checkpoint's are already scheduled.
     base_lrs = [[g["lr"] for g in o.param_groups] for o in optims.values()]
     if resume:
         state = load_checkpoint(run.checkpoint, kind=kind, map_location=_device_of(module))
+        ranks = state.get("world_size", 1)
+        if ranks != world.size:
+            raise UserError(
+                f"{run.checkpoint} was written by a run on {ranks} rank(s), and this one has "
+                f"{world.size}: resume it on {ranks} (torchrun --nproc-per-node {ranks}), as "
+                "another number of ranks draws other batches and noise"
+            )
         module.load_state_dict(state["model"])
         for key, optim in optims.items():
             optim.load_state_dict(state["optim"][key])
         sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng_ranks"][world.rank] if world.size > 1 else state["rng"])
         start, wall0, last_ckpt = state["step"], state["wall_time"], state["step"]
-    history = History(run.file(HISTORY), columns)
-    history.start(start)
+    # Rank 0 writes; the others keep no history.
+    history = History(run.file(HISTORY), columns) if world.is_main else None
+    if history is not None:
+        history.start(start)
     t0 = time.perf_counter()
     bar = tqdm(
-        total=steps, initial=start, desc=f"train {kind}", disable=not progress, dynamic_ncols=True
+        total=steps,
+        initial=start,
+        desc=f"train {kind}",
+        disable=not (progress and world.is_main),
+        dynamic_ncols=True,
     )
     log = contextlib.nullcontext() if tensorboard is None else tensorboard.open(start)
     with bar, log:
@@ -306,21 +346,29 @@ def fit(
                 )
                 raise TrainingDiverged(f"{bad[0]} became {metrics[bad[0]]} at step {step}; {kept}")
             wall = wall0 + time.perf_counter() - t0
-            history.append([step, *(metrics[c] for c in columns), round(wall, 4)])
+            if history is not None:
+                history.append([step, *(metrics[c] for c in columns), round(wall, 4)])
             if tensorboard is not None:
                 tensorboard.scalars(step, {c: metrics[c] for c in columns})
             if step % checkpoint_every == 0 or step == steps:
-                history.flush()
-                save_checkpoint(
-                    run.checkpoint,
-                    kind=kind,
-                    step=step,
-                    wall_time=wall,
-                    model=module.state_dict(),
-                    optim={k: o.state_dict() for k, o in optims.items()},
-                    sampler=sampler.state_dict(),
-                    rng=rng_state(),
+                rng = rng_state()
+                # Every rank's random state, so that each resumes its own stream.
+                ranks = (
+                    {"world_size": world.size, "rng_ranks": gather(rng)} if world.size > 1 else {}
                 )
+                if history is not None:
+                    history.flush()
+                    save_checkpoint(
+                        run.checkpoint,
+                        kind=kind,
+                        step=step,
+                        wall_time=wall,
+                        model=module.state_dict(),
+                        optim={k: o.state_dict() for k, o in optims.items()},
+                        sampler=sampler.state_dict(),
+                        rng=rng,
+                        **ranks,
+                    )
                 last_ckpt = step
                 if tensorboard is not None:
                     tensorboard.checkpoint(step)

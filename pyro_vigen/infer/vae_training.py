@@ -216,7 +216,9 @@ def vae_role(config: dict[str, Any]) -> tuple[str, int]:
     return "vae", 0
 
 
-def _decoder_means(vae: VAE, num: int, generator: torch.Generator) -> torch.Tensor:
+def decoder_means(vae: VAE, num: int, generator: torch.Generator) -> torch.Tensor:
+    """The VAE's images as a user looks at them: its likelihood's means at prior draws
+    (the AAE's too)."""
     # Sharper than draws with the likelihood's pixel noise: the images a user looks at.
     return vae.sample(num, generator=generator, noise=False)
 
@@ -224,7 +226,8 @@ def _decoder_means(vae: VAE, num: int, generator: torch.Generator) -> torch.Tens
 #: The VAE family: images get a discretised logistic on their grey levels, as they are;
 #: ``likelihood="bernoulli"`` binarises them at 0.5 first (see
 #: :func:`~pyro_vigen.models.likelihoods.model_data`). Its runs are diagnosed with the
-#: model's density (importance sampling) and the guide's quality (ELBO, IWAE, k-hat).
+#: model's density (importance sampling), the guide's quality (ELBO, IWAE, k-hat), its
+#: reconstructions and its aggregate posterior against the prior.
 VAE_FAMILY = register(
     Family(
         name="vae",
@@ -235,9 +238,9 @@ VAE_FAMILY = register(
         build_step=vae_step,
         label=vae_label,
         data=vae_data,
-        images=_decoder_means,
+        images=decoder_means,
         images_are="decoder means",
-        diagnostics=("density", "vi_quality"),
+        diagnostics=("density", "vi_quality", "reconstruction", "latent"),
         role=vae_role,
     )
 )

@@ -225,6 +225,9 @@ class VariationalGAN(nn.Module):
     networks", NeurIPS 2018.
     """
 
+    #: The generator phase scores the generated rows only (:class:`~pyro_vigen.infer.GeneratorELBO`).
+    generator_rows = "generated"
+
     def __init__(self, config: GANConfig, *, name: str | None = None) -> None:
         super().__init__()
         if config.data_shape is None:

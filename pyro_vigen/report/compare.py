@@ -1,6 +1,7 @@
-"""``pyro-vigen compare``: the VAE, the classic GAN, the data-prior GAN and its ablation.
+"""``pyro-vigen compare``: the VAE, the classic GAN, the data-prior GAN and its ablation,
+and on request the IWGAN, the adversarial autoencoder and ALI.
 
-Four configurations per seed, trained and diagnosed in parallel processes, then one
+Four configurations per seed by default (:data:`DEFAULT_FAMILIES`), trained and diagnosed in parallel processes, then one
 report whose first table says which of the theory's five claims held in which seed
 (:mod:`pyro_vigen.report.claims`). The defaults are the budget the claims need on the
 toy mixtures: the models are trained to convergence, not stopped early.
@@ -15,12 +16,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from ..config import require_positive
 from ..data import DATASETS, DataConfig, load_dataset
+from ..distributed import World, gather, world
+from ..distributed import init as init_world
 from ..errors import UserError
-from ..infer import GAN_FAMILY, VAE_FAMILY, Family, register, train
+from ..infer import AAE_FAMILY, ALI_FAMILY, GAN_FAMILY, VAE_FAMILY, Family, register, train
 from ..infer.loop import summary_writer_class
 from ..storage import METRICS, RunDir, atomic_write, load_checkpoint
 from ..threads import resolve_threads
@@ -58,6 +62,29 @@ IMAGE_VAE_STEPS = 3000
 IMAGE_BATCH_SIZE = 64
 
 
+#: What ``compare --families`` takes: each name a group of configurations (see
+#: :func:`configurations`).
+FAMILY_GROUPS = ("vae", "gan", "iwgan", "aae", "ali")
+#: The groups of a plain ``compare``: the four configurations the theory's claims are about.
+DEFAULT_FAMILIES = ("vae", "gan")
+
+
+def check_families(families) -> tuple[str, ...]:
+    """``families`` as a tuple of known group names, each once, in the order given.
+
+    :raises ValueError: an unknown name, a repeated one, or none.
+    """
+    families = tuple(families)
+    unknown = [name for name in families if name not in FAMILY_GROUPS]
+    if unknown or not families or len(set(families)) != len(families):
+        what = f"unknown {', '.join(map(repr, unknown))}" if unknown else "each name once"
+        raise UserError(
+            f"families: {what}; give one or more of {', '.join(FAMILY_GROUPS)}",
+            field="families",
+        )
+    return families
+
+
 def default_steps(data: DataConfig) -> tuple[int, int]:
     """The GAN iterations and VAE steps of ``compare`` on ``data``: ``(steps, vae_steps)``."""
     dataset = load_dataset(data)
@@ -66,8 +93,20 @@ def default_steps(data: DataConfig) -> tuple[int, int]:
     return STEPS, VAE_STEPS
 
 
-def configurations(data: DataConfig) -> dict[str, tuple[Family, dict[str, Any]]]:
-    r"""The four configurations on ``data``: name -> (model family, training settings).
+def configurations(
+    data: DataConfig, families=DEFAULT_FAMILIES
+) -> dict[str, tuple[Family, dict[str, Any]]]:
+    r"""The configurations of ``families`` on ``data``: name -> (model family, training settings).
+
+    The groups (:data:`FAMILY_GROUPS`):
+
+    - ``vae``: ``"vae"``;
+    - ``gan``: ``"gan_mixed_1step"`` (the classic GAN), ``"gan_mixed_<k>steps"`` (the
+      ablation) and ``"gan_data_<k>steps"`` (the data prior), k = :data:`GEN_STEPS`;
+    - ``iwgan``: ``"iwgan_mixed_1step"``, the classic GAN with the importance-weighted
+      generator loss;
+    - ``aae``: ``"aae"``, the adversarial autoencoder (its GAN on z classic);
+    - ``ali``: ``"ali_mixed_1step"``, ALI with the mixed prior (points only).
 
     The settings are those that differ from the training configs' defaults (the
     number of steps is :func:`compare`'s, by family); the
@@ -76,27 +115,40 @@ def configurations(data: DataConfig) -> dict[str, tuple[Family, dict[str, Any]]]
     minibatches of :data:`IMAGE_BATCH_SIZE`.
 
     :param DataConfig data: the data the runs train on.
-    :returns: ``{"vae": ..., "gan_mixed_1step": ..., "gan_mixed_<k>steps": ...,
-        "gan_data_<k>steps": ...}`` with k = :data:`GEN_STEPS`.
+    :param families: the groups, :data:`DEFAULT_FAMILIES` by default.
+    :raises ValueError: an unknown group, or ``ali`` on images.
     """
+    families = check_families(families)
     dataset = load_dataset(data)
+    if dataset.is_image and "ali" in families:
+        raise UserError(
+            f"ALI takes points, and {data.name} holds images; leave ali out of --families",
+            field="families",
+        )
     variance = float(dataset.x.flatten(1).var(0).sum())
     reg_weight = float(f"{RELATIVE_REG_WEIGHT / variance:.2g}")
     decay = {"lr_decay": LR_DECAY}
     if dataset.is_image:
         decay["batch_size"] = IMAGE_BATCH_SIZE
-    return {
-        "vae": (VAE_FAMILY, decay),
-        "gan_mixed_1step": (GAN_FAMILY, {"prior": "mixed", "gen_steps": 1, **decay}),
-        f"gan_mixed_{GEN_STEPS}steps": (
-            GAN_FAMILY,
-            {"prior": "mixed", "gen_steps": GEN_STEPS, **decay},
-        ),
-        f"gan_data_{GEN_STEPS}steps": (
-            GAN_FAMILY,
-            {"prior": "data", "gen_steps": GEN_STEPS, "reg_weight": reg_weight, **decay},
-        ),
+    classic = {"prior": "mixed", "gen_steps": 1, **decay}
+    groups = {
+        "vae": {"vae": (VAE_FAMILY, decay)},
+        "gan": {
+            "gan_mixed_1step": (GAN_FAMILY, classic),
+            f"gan_mixed_{GEN_STEPS}steps": (
+                GAN_FAMILY,
+                {"prior": "mixed", "gen_steps": GEN_STEPS, **decay},
+            ),
+            f"gan_data_{GEN_STEPS}steps": (
+                GAN_FAMILY,
+                {"prior": "data", "gen_steps": GEN_STEPS, "reg_weight": reg_weight, **decay},
+            ),
+        },
+        "iwgan": {"iwgan_mixed_1step": (GAN_FAMILY, {"loss": "importance_weighted", **classic})},
+        "aae": {"aae": (AAE_FAMILY, classic)},
+        "ali": {"ali_mixed_1step": (ALI_FAMILY, classic)},
     }
+    return {name: config for group in families for name, config in groups[group].items()}
 
 
 def _run_is_finished(path: Path, steps: int) -> bool:
@@ -140,9 +192,24 @@ def _train_and_diagnose(
         progress=False,
         threads=threads,
         tensorboard=tensorboard,
+        distributed=False,  # under torchrun each rank trains whole runs
     )
     diagnose(out, num_samples=num_samples, threads=threads)
     return out
+
+
+def _sweep_over_ranks(todo: list, here: World, threads, log_dir) -> list[str]:
+    """Under ``torchrun``: this rank trains and diagnoses every ``size``-th run of ``todo``
+    in its own process, one after another; returns every rank's failures, once all ranks
+    are done (each rank waits for the slowest)."""
+    init_world(torch.device("cpu"))
+    failures = []
+    for job in todo[here.rank :: here.size]:
+        try:
+            _train_and_diagnose(*job, threads=threads, tensorboard=log_dir(job[4]))
+        except UserError as e:
+            failures.append(f"{job[4]}: {e}")
+    return [failure for rank in gather(failures) for failure in rank]
 
 
 def compare(
@@ -157,11 +224,18 @@ def compare(
     threads: int | None = None,
     progress: bool = True,
     tensorboard: str | os.PathLike | None = None,
+    families=None,
     configs: dict[str, tuple[Family, dict[str, Any]]] | None = None,
 ) -> Path:
-    """Train and diagnose the four configurations for ``seeds`` seeds; write the report.
+    """Train and diagnose the configurations of ``families`` (by default the four the
+    theory's claims are about) for ``seeds`` seeds; write the report.
 
     Rerunning the same command skips finished runs and resumes interrupted ones.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the ranks share the sweep: each trains and
+    diagnoses every ``WORLD_SIZE``-th run in its own process, one thread each (the
+    ``workers`` argument is then unused), and rank 0 writes the summary and the report
+    once all ranks are done; every rank returns its path.
 
     :returns: the path of ``out/report.html``. ``out/summary.json`` holds
         ``configurations``, the mean and standard deviation over seeds of every metric
@@ -186,12 +260,14 @@ def compare(
         ``<name>/seed<i>`` in its subfolder of that name (see ``tensorboard`` of
         :func:`~pyro_vigen.infer.train`; finished runs are skipped, and log nothing).
         A runtime setting: the runs are the same with or without it. ``None``: no logs.
-    :param dict configs: the configurations to run, name -> (model family, training
+    :param families: the groups of configurations to run (see :func:`configurations`),
+        e.g. ``("vae", "gan", "iwgan", "aae", "ali")``; ``None``: :data:`DEFAULT_FAMILIES`.
+    :param dict configs: the configurations to run, in place of ``families``, name -> (model family, training
         settings), as :func:`configurations` gives them; a family declared outside the
         library takes part by being among them (its module must be importable by the
         worker processes). A configuration's ``steps`` is ``vae_steps`` for the VAE
         family and ``steps`` for every other, unless its settings name their own.
-        ``None``: :func:`configurations` of ``data``.
+        ``None``: :func:`configurations` of ``data`` and ``families``.
 
     Example::
 
@@ -211,6 +287,10 @@ def compare(
         raise UserError(
             f"unknown dataset {data.name!r}: use one of {', '.join(DATASETS)}, or a path to a data file"
         )
+    if configs is not None and families is not None:
+        raise UserError("give families or configs, not both", field="families")
+    if configs is None:
+        configs = configurations(data, DEFAULT_FAMILIES if families is None else families)
     if steps is None or vae_steps is None:
         default_gan, default_vae = default_steps(data)
         steps = default_gan if steps is None else steps
@@ -230,40 +310,52 @@ def compare(
             num_samples,
         )
         for seed in range(seeds)
-        for name, (family, settings) in (configs or configurations(data)).items()
+        for name, (family, settings) in configs.items()
     ]
     todo = [job for job in jobs if not _run_is_finished(Path(job[4]), job[1]["steps"])]
-    failures = []
-    workers = workers or min(2, os.cpu_count() or 1)
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="compare", disable=not progress)
 
     def log_dir(run: str) -> str | None:
         return None if tensorboard is None else str(Path(tensorboard, Path(run).relative_to(out)))
 
-    with bar, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {
-            pool.submit(
-                _train_and_diagnose, *job, threads=threads, tensorboard=log_dir(job[4])
-            ): job
-            for job in todo
-        }
-        for future in as_completed(futures):
-            try:
-                future.result()
-            except UserError as e:  # a bug of the library stops the comparison
-                failures.append(f"{futures[future][4]}: {e}")
-            bar.update()
+    here = world()
+    if here.size > 1:
+        failures = _sweep_over_ranks(todo, here, threads, log_dir)
+    else:
+        failures = []
+        workers = workers or min(2, os.cpu_count() or 1)
+        bar = tqdm(
+            total=len(jobs), initial=len(jobs) - len(todo), desc="compare", disable=not progress
+        )
+        context = multiprocessing.get_context("spawn")
+        with bar, ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(
+                    _train_and_diagnose, *job, threads=threads, tensorboard=log_dir(job[4])
+                ): job
+                for job in todo
+            }
+            for future in as_completed(futures):
+                try:
+                    future.result()
+                except UserError as e:  # a bug of the library stops the comparison
+                    failures.append(f"{futures[future][4]}: {e}")
+                bar.update()
     if failures:
         raise UserError(
             f"{len(failures)} run(s) failed (finished runs are kept): " + "; ".join(failures)
         )
 
     run_paths = [job[4] for job in jobs]
-    records = read_runs(run_paths)
-    summary = {
-        "dataset": data.name,
-        "configurations": summarise(records),
-        "claims": check_claims(records),
-    }
-    atomic_write(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return write_report(run_paths, out / "report.html", title=f"pyro_vigen compare on {data.name}")
+    report = out / "report.html"
+    if here.is_main:  # under torchrun, rank 0 writes; the others wait for it
+        records = read_runs(run_paths)
+        summary = {
+            "dataset": data.name,
+            "configurations": summarise(records),
+            "claims": check_claims(records),
+        }
+        atomic_write(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        report = write_report(run_paths, report, title=f"pyro_vigen compare on {data.name}")
+    if here.size > 1:
+        torch.distributed.barrier()
+    return report

@@ -12,7 +12,7 @@ from pyro_vigen.cli import main
 from pyro_vigen.data import DataConfig, load_dataset
 from pyro_vigen.diagnostics import classifier_key, diagnose, image_metrics
 from pyro_vigen.diagnostics import run as run_module
-from pyro_vigen.infer import GANTrainConfig, VAETrainConfig, load_run, train
+from pyro_vigen.infer import AAETrainConfig, GANTrainConfig, VAETrainConfig, load_run, train
 from pyro_vigen.models import VAEConfig
 
 ALWAYS = {"kl_forward", "kl_reverse", "kl_method", "num_samples"}
@@ -21,6 +21,15 @@ MODES = {"num_modes", "modes_captured", "hq_fraction", "mode_kl"}
 VAE_KEYS = {"elbo", "iwae", "iwae_particles", "khat_mean", "khat_frac_over_0_7"}
 GAN_KEYS = {"disc_kl_forward", "disc_kl_reverse", "jsd"}
 GAN_INTERVALS = {"disc_kl_forward_interval", "disc_kl_reverse_interval", "jsd_interval"}
+ENCODER_KEYS = {
+    "recon_mse",
+    "recon_rel_error",
+    "latent_kl_forward",
+    "latent_kl_reverse",
+    "latent_kl_forward_interval",
+    "latent_kl_reverse_interval",
+    "latent_kl_method",
+}
 IMAGE_KEYS = {
     "precision",
     "recall",
@@ -48,6 +57,8 @@ def runs(tmp_path_factory, one_thread):
     short = {"steps": 200, "checkpoint_every": 100, "num_saved_samples": 100}
     train("vae", root / "vae", ring, VAETrainConfig(**short), progress=False)
     train("gan", root / "gan", ring, GANTrainConfig(**short), progress=False)
+    train("aae", root / "aae", ring, AAETrainConfig(**short), progress=False)
+    train("ali", root / "ali", ring, GANTrainConfig(**short), progress=False)
     # A Bernoulli VAE trains on binarised digits, the GAN on grey ones: both must still
     # be scored against the same grey digits.
     train(
@@ -86,7 +97,9 @@ def test_cli_diagnose_vae_ring8(runs, home, capsys):
     assert main(["diagnose", str(run), "--num-samples", "1000"]) == 0
     assert "metrics.json" in capsys.readouterr().out
     metrics = read_metrics(run)
-    assert set(metrics) == ALWAYS | INTERVALS | MODES | VAE_KEYS | {"joint_kl"}
+    assert set(metrics) == (
+        ALWAYS | INTERVALS | MODES | VAE_KEYS | ENCODER_KEYS | {"joint_kl", "recon_same_mode"}
+    )
     assert metrics["num_samples"] == 1000 and metrics["num_modes"] == 8
     assert metrics["kl_method"].startswith("mc")
     assert metrics["iwae_particles"] == 1000
@@ -127,12 +140,42 @@ def test_cli_diagnose_gan_ring8(runs, home):
     assert idata["diagnostics"].attrs["jsd"] == pytest.approx(metrics["jsd"])
 
 
+@pytest.mark.parametrize("kind", ["aae", "ali"])
+def test_diagnose_families_with_an_encoder(runs, kind):
+    """The AAE and ALI get reconstruction and aggregate-posterior metrics, recomputed here
+    from the trained model by hand on the same points."""
+    run = runs / kind
+    metrics = diagnose(run, num_samples=1000)
+    assert set(metrics) == ALWAYS | INTERVALS | MODES | ENCODER_KEYS | {"recon_same_mode"}
+    assert metrics["latent_kl_method"] == "knn"
+    assert "latent_kl_forward" in metrics["interval_method"]
+    _, model = load_run(run)
+    mixture = load_dataset("ring8").mixture
+    x = mixture.sample(5000, torch.Generator().manual_seed(3))  # seed + 3, as diagnose draws
+    with torch.no_grad():
+        loc, _ = model.encode(x)
+        x_hat = model.decoder(loc) if kind == "ali" else model.likelihood(loc).base_dist.mean
+    dist2 = (x - x_hat).pow(2).sum(1).numpy()
+    assert metrics["recon_mse"] == pytest.approx(dist2.mean() / 2, rel=1e-4)
+    total = x.numpy().var(0, ddof=1).sum()
+    assert metrics["recon_rel_error"] == pytest.approx(dist2.mean() / total, rel=1e-4)
+    centres = mixture.centers.numpy()
+
+    def nearest(p):
+        return ((p.numpy()[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+
+    same = np.mean(nearest(x) == nearest(x_hat))
+    assert metrics["recon_same_mode"] == pytest.approx(same)
+
+
 def test_cli_diagnose_vae_digits(runs, home):
     run = runs / "digits"
     assert main(["diagnose", str(run), "--num-samples", "500"]) == 0
     metrics = read_metrics(run)
     # kl_note only where a KL is null: a short run's decoder means may huddle.
-    assert set(metrics) - {"kl_note"} == ALWAYS | INTERVALS | MODES | VAE_KEYS | IMAGE_KEYS
+    assert set(metrics) - {"kl_note"} == (
+        ALWAYS | INTERVALS | MODES | VAE_KEYS | IMAGE_KEYS | ENCODER_KEYS
+    )
     assert ("kl_note" in metrics) == (None in (metrics["kl_forward"], metrics["kl_reverse"]))
     assert metrics["kl_method"] == "gaussian_features" and metrics["num_modes"] == 10
     for key in ("precision", "recall", "coverage", "hq_fraction"):
@@ -211,7 +254,7 @@ def test_unknown_kind(runs, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(runs / "vae", run)
     config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "kind": "aae"}))
+    (run / "config.json").write_text(json.dumps({**config, "kind": "flow"}))
     with pytest.raises(ValueError, match="unknown model kind"):
         diagnose(run)
     assert main(["diagnose", str(run)]) == 2
