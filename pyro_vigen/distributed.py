@@ -114,10 +114,15 @@ def broadcast_state(module: nn.Module) -> None:
         dist.broadcast(tensor, src=0)
 
 
-def average_metrics(metrics: dict[str, float], size: int) -> dict[str, float]:
-    """The mean over the ranks of each metric of a step (the global minibatch's, for means)."""
+def average_metrics(
+    metrics: dict[str, float], size: int, device: torch.device | None = None
+) -> dict[str, float]:
+    """The mean over the ranks of each metric of a step (the global minibatch's, for means).
+
+    :param device: where the collective runs: the model's device (NCCL takes CUDA tensors).
+    """
     keys = list(metrics)
-    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
+    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(values)
     return dict(zip(keys, (values / size).tolist(), strict=True))
 

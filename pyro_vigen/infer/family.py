@@ -384,11 +384,12 @@ def _averaged(step_fn: Callable, module: nn.Module, size: int) -> Callable:
     after every step keeps the ranks' models identical, as DistributedDataParallel does.
     """
     buffers = list(module.buffers())
+    device = next(module.parameters()).device
 
     def step(i: int) -> dict[str, float]:
         metrics = step_fn(i)
         for buffer in buffers:
             torch.distributed.broadcast(buffer, src=0)
-        return dist_state.average_metrics(metrics, size)
+        return dist_state.average_metrics(metrics, size, device)
 
     return step
