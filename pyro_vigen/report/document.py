@@ -42,8 +42,7 @@ COLUMNS = [
     ("joint_kl", "joint KL", "{:.3f}"),
     ("khat_mean", "mean k-hat", "{:.2f}"),
     ("jsd", "JSD (disc.)", "{:.3f}"),
-    ("recon_rel_error", "recon. error (rel.)", "{:.3f}"),
-    ("recon_same_mode", "recon. same mode", "{:.3f}"),
+    ("recon_same_mode", "recon. mode", "{:.3f}"),
     ("latent_kl_reverse", "KL(q(z)||p(z))", "{:.3f}"),
 ]
 

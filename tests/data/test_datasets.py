@@ -230,9 +230,17 @@ def test_unknown_name_lists_known_ones():
         load_dataset("ring9")
 
 
-@pytest.mark.parametrize("kwargs", [{"num_points": 0}, {"holdout": 1.0}, {"holdout": -0.1}])
-def test_bad_data_config(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_points": 0}, "num_points must be positive, got 0"),
+        ({"num_points": 2.5}, "num_points must be a positive integer, got 2.5"),
+        ({"holdout": 1.0}, r"holdout must be a fraction in \[0, 1\), got 1.0"),
+        ({"holdout": -0.1}, r"holdout must be a fraction in \[0, 1\), got -0.1"),
+    ],
+)
+def test_bad_data_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         DataConfig(**kwargs)
 
 

@@ -9,6 +9,7 @@ import torch
 
 from pyro_vigen.data import DataConfig, load_dataset, ring8
 from pyro_vigen.infer import (
+    BatchSampler,
     ModuleSVI,
     TrainingDiverged,
     VAETrainConfig,
@@ -16,6 +17,7 @@ from pyro_vigen.infer import (
     make_elbo,
     train,
 )
+from pyro_vigen.infer.vae_training import vae_step
 from pyro_vigen.models import VAE, VAEConfig
 from pyro_vigen.storage import CheckpointError, load_checkpoint
 
@@ -193,20 +195,85 @@ def test_checkpoint_of_another_kind_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "kwargs, message",
     [
-        {"steps": 0},
-        {"batch_size": 0},
-        {"lr": 0.0},
-        {"lr": -1e-3},
-        {"elbo": "renyi"},
-        {"elbo": "iwae"},
-        {"steps": 2.5},
+        ({"steps": 0}, "steps must be positive, got 0"),
+        ({"batch_size": 0}, "batch_size must be positive, got 0"),
+        ({"lr": 0.0}, "lr must be positive, got 0.0"),
+        ({"lr": -1e-3}, "lr must be positive, got -0.001"),
+        ({"elbo": "renyi"}, "unknown elbo 'renyi'; use one of jit, trace, meanfield, iwae"),
+        ({"elbo": "iwae"}, r"elbo 'iwae' needs num_particles >= 2 \(with 1 it is the plain ELBO\)"),
+        ({"steps": 2.5}, "steps must be a positive integer, got 2.5"),
     ],
 )
-def test_bad_training_settings(kwargs):
-    with pytest.raises(ValueError):
+def test_bad_training_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         VAETrainConfig(**kwargs)
+
+
+def log_normal(v, loc, scale):
+    """log N(v; loc, diag(scale^2)), written out and summed over the last dimension."""
+    return (-0.5 * ((v - loc) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def iwae_bound_by_hand(vae, x, eps):
+    """-sum_i log (1/K) sum_k w_ik over the minibatch x, unscaled: w_ik = p(z_ik) p(x_i|z_ik)
+    / q(z_ik|x_i) at z = loc + scale * eps (eps: K x B x L), from the nets' outputs. Also
+    the plain ELBO of the same draws, -sum_i (1/K) sum_k log w_ik."""
+    with torch.no_grad():
+        loc, raw = vae.encoder(x).chunk(2, dim=-1)
+        scale = torch.nn.functional.softplus(raw) + 1e-5
+        z = loc + scale * eps
+        mean = vae.decoder(z)
+        log_w = (
+            log_normal(z, torch.zeros_like(z), torch.ones_like(z))
+            + log_normal(x, mean, vae.log_scale.exp().expand_as(mean))
+            - log_normal(z, loc, scale)
+        ).double()
+    k = eps.shape[0]
+    return -(torch.logsumexp(log_w, 0) - math.log(k)).sum().item(), -log_w.mean(0).sum().item()
+
+
+def test_iwae_step_loss_is_the_unscaled_minibatch_bound_per_point():
+    # The iwae objective is not linear in the log-weights: its minibatch bound is
+    # optimised unscaled (not times n / B), and history.csv gets it per point of the batch.
+    x = load_dataset(SMALL).x
+    k, b = 5, 64
+    pyro.set_rng_seed(0)
+    vae = VAE(VAEConfig(data_shape=(2,), hidden=(16,)))
+    before = VAE(vae.config)
+    before.load_state_dict(vae.state_dict())
+    step = vae_step(vae, small_train(elbo="iwae", num_particles=k), x, BatchSampler(len(x), b, 0))
+    idx = BatchSampler(len(x), b, 0).next()
+    torch.manual_seed(11)
+    row = step.step(1)
+    torch.manual_seed(11)
+    eps = torch.randn(k, b, 2)  # the guide's draws, vectorised over the particles
+    bound, elbo = iwae_bound_by_hand(before, x[idx], eps)
+    assert set(row) == {"loss"}
+    assert row["loss"] == pytest.approx(bound / b, rel=1e-5), (row, bound / b)
+    # Not the plain ELBO of the same draws, which the bound exceeds by Jensen's inequality.
+    assert elbo / b - row["loss"] > 0.01
+    # The step moved the parameters: it is an optimisation step, not a bare evaluation.
+    assert not torch.equal(vae.decoder[0].weight, before.decoder[0].weight)
+
+
+def test_iwae_run_history_holds_the_bound_per_point(tmp_path):
+    # The first row of history.csv of a run, recomputed from the seed: the initial
+    # parameters (pyro.set_rng_seed(seed), then the model), the first minibatch of the
+    # sampler, then the guide's draws.
+    k, b = 4, 32
+    settings = small_train(elbo="iwae", num_particles=k, batch_size=b, steps=2, checkpoint_every=2)
+    train("vae", tmp_path / "r", SMALL, settings, SMALL_MODEL, progress=False)
+    x = load_dataset(SMALL).x
+    pyro.set_rng_seed(settings.seed)
+    vae = VAE(VAEConfig(data_shape=(2,), hidden=SMALL_MODEL.hidden))
+    idx = BatchSampler(len(x), b, settings.seed).next()
+    eps = torch.randn(k, b, 2)
+    bound, _ = iwae_bound_by_hand(vae, x[idx], eps)
+    rows = history_rows(tmp_path / "r")
+    assert rows[0] == ["step", "loss"] and rows[1][0] == "1"
+    assert float(rows[1][1]) == pytest.approx(bound / b, rel=1e-5)
 
 
 def test_model_of_the_wrong_dimension_is_refused(tmp_path):

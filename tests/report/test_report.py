@@ -1,31 +1,40 @@
 """The report and the compare main job: contents, a real browser, bad input."""
 
+import base64
 import contextlib
+import dataclasses
 import importlib
+import io
+import itertools
 import json
 import os
 import re
 import shlex
 import shutil
+from html import unescape
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from matplotlib.image import imread
 
 from pyro_vigen.cli import build_parser, sections
-from pyro_vigen.data import DataConfig, Dataset
+from pyro_vigen.data import DataConfig, Dataset, load_dataset
 from pyro_vigen.diagnostics import diagnose
-from pyro_vigen.flags import config_from_args
+from pyro_vigen.flags import config_from_args, options
 from pyro_vigen.infer import (
     GANTrainConfig,
     VAETrainConfig,
+    families,
     get_family,
-    load_run,
     train,
 )
+from pyro_vigen.infer.family import run_config
 from pyro_vigen.models import VAEConfig
 from pyro_vigen.report import command_for, compare, read_runs, summarise, write_report
 from pyro_vigen.report.document import COLUMNS, panel_rows
+from pyro_vigen.storage import CONFIG, RunDir
 
 DATA = DataConfig("ring8", num_points=1000)
 
@@ -80,18 +89,98 @@ def test_html_is_self_contained_and_has_a_markdown_twin(runs, tmp_path):
     assert "KL(data||model)" in md
 
 
-def test_commands_in_the_report_reproduce_the_settings(runs):
-    for path in (runs / "vae0", runs / "gan"):
-        config, _ = load_run(path)
-        args = build_parser().parse_args(shlex.split(command_for(config, path))[1:])
-        for section, cls in sections(get_family(config["kind"])).items():
-            # The data sets data_shape; the command has no flag for it.
-            expected = (
-                cls.from_dict({**config[section], "data_shape": None})
-                if section == "model"
-                else cls.from_dict(config[section])
-            )
-            assert config_from_args(cls, args) == expected
+#: A value other than its default for every field of every family's configs, by section:
+#: an empty tuple (--hidden ''), a one-item tuple, fields whose default is None, both
+#: kinds of switch (--gen-batch-norm, --no-jit), choices, a float in exponent notation,
+#: zeros, and paths the shell must quote. The test fails where a field has no value here.
+CHANGED = {
+    "data": {
+        "name": "my data/points.npy",
+        "num_points": 777,
+        "seed": 99,  # --data-seed, not the training's --seed
+        "data_root": "/tmp/mnist files",
+        "holdout": 0.0,
+    },
+    "model": {
+        "latent_dim": 3,
+        "noise_dim": 6,
+        "hidden": (),
+        "gen_hidden": (7,),
+        "disc_hidden": (5, 3),
+        "likelihood": "continuous_bernoulli",
+        "scale": 0.05,
+        "activation": "leaky_relu",
+        "obs_scale": 1e-05,
+        "pack": 2,
+        "gen_batch_norm": True,
+        "disc_maxout": 5,
+        "init_std": 0.02,
+        "conv_width": 16,
+    },
+    "train": {
+        "steps": 7,
+        "batch_size": 24,
+        "disc_steps": 2,
+        "gen_steps": 3,
+        "prior": "data",
+        "reg_weight": 2.5,
+        "loss": "minimax",
+        "lr": 5e-4,
+        "lr_disc": 2e-4,
+        "lr_gen": 2e-05,
+        "lr_decay": 0.25,
+        "betas_disc": (0.0, 0.9),
+        "betas_gen": (0.8, 0.99),
+        "elbo": "iwae",
+        "num_particles": 4,
+        "seed": 11,
+        "checkpoint_every": 3,
+        "num_saved_samples": 50,
+        "jit": False,
+        "device": "cuda:1",
+    },
+}
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["defaults", "every-field-changed"])
+@pytest.mark.parametrize("kind", list(families()))
+def test_commands_in_the_report_reproduce_the_settings(tmp_path, kind, changed):
+    """The report's command, parsed by the CLI, builds every config of the run again,
+    field by field: with every field at its default as training resolves it, and with
+    every field changed from its default (all but data_shape, which the data sets: a
+    field without a flag would be lost from the command)."""
+    built, fields = {}, {}
+    for section, cls in sections(get_family(kind)).items():
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name != "data_shape"}
+        fields[section] = list(defaults)
+        assert set(defaults) <= set(CHANGED[section]), f"give CHANGED[{section!r}] a value for each"
+        values = {name: CHANGED[section][name] for name in defaults} if changed else {}
+        # Training fills data_shape from the data: points here.
+        built[section] = cls(**values, data_shape=(2,)) if section == "model" else cls(**values)
+        if changed:  # none left at its default, however __post_init__ resolves it
+            left = [name for name in defaults if getattr(built[section], name) == defaults[name]]
+            assert left == [], f"{kind}: CHANGED leaves {left} at the default"
+    # A run's config.json, as training writes it.
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_json(CONFIG, run_config(kind, built["data"], built["model"], built["train"]))
+
+    out = tmp_path / "the copy"
+    argv = shlex.split(command_for(run.read_config(), out))
+    assert argv[:3] == ["pyro-vigen", "train", kind]
+    args = build_parser().parse_args(argv[1:])
+    assert args.model == kind and args.out == str(out)
+    for section, cls in sections(get_family(kind)).items():
+        parsed = config_from_args(cls, args)
+        # The command has no flag for data_shape: training takes it from the data again.
+        original = built[section]
+        if section == "model":
+            original = original.replace(data_shape=None)
+        flags = {o.field: o.flag for o in options(cls)}
+        for name in fields[section]:
+            got, want = getattr(parsed, name), getattr(original, name)
+            assert (type(got), got) == (type(want), want), f"{kind}: {flags.get(name, name)}"
+        assert parsed == original
 
 
 @contextlib.contextmanager
@@ -173,6 +262,9 @@ def test_report_bad_input(runs, tmp_path, cli):
         (["--data", "ring9"], "unknown dataset 'ring9'"),
         (["--steps", "0"], "argument --steps: steps must be positive, got 0"),
         (["--vae-steps", "-5"], "argument --vae-steps: vae_steps must be positive, got -5"),
+        (["--families", "vae,flow"], "argument --families: families: unknown 'flow'; give one"),
+        (["--families", "gan,gan"], "argument --families: families: each name once"),
+        (["--data", "digits", "--families", "ali"], "ALI takes points, and digits holds images"),
     ],
 )
 def test_compare_bad_input(tmp_path, cli, args, pattern):
@@ -220,6 +312,48 @@ def test_compare_trains_four_configurations_and_resumes(tmp_path, cli):
     assert {
         p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.pt")
     } == checkpoints  # finished runs skipped
+
+
+def test_compare_families_end_to_end(tmp_path, cli):
+    """Every group of --families trains, is diagnosed and reaches the summary and report;
+    the claims are still checked on the four configurations they are about."""
+    out = tmp_path / "c"
+    r = cli(
+        "compare", "--data", "ring8", "--num-points", "600", "--seeds", "1", "--steps", "20",
+        "--vae-steps", "20", "--num-samples", "300", "--families", "vae,gan,iwgan,aae,ali",
+        "--out", out, "--no-progress",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    names = {p.parent.parent.name for p in out.rglob("checkpoint.pt")}
+    assert names == {
+        "vae", "gan_mixed_1step", "gan_mixed_3steps", "gan_data_3steps",
+        "iwgan_mixed_1step", "aae", "ali_mixed_1step",
+    }  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    labels = summary["configurations"]
+    assert len(labels) == 7
+    iwgan = next(label for label in labels if label.startswith("IWGAN"))
+    aae = next(label for label in labels if label.startswith("AAE"))
+    ali = next(label for label in labels if label.startswith("ALI"))
+    for label in (aae, ali, "VAE"):
+        assert {"recon_same_mode", "latent_kl_reverse"} <= set(labels[label])
+    assert "recon_same_mode" not in labels[iwgan]
+    # The IWGAN is not the classic GAN: the claims saw one run per role, as without it.
+    assert all(c["seeds_checked"] == 1 for c in summary["claims"])
+    html = (out / "report.html").read_text()
+    assert html.count('class="run-row"') == 7 and "recon. mode" in html
+
+
+def test_compare_families_default_is_the_four_configurations():
+    compare_module = importlib.import_module("pyro_vigen.report.compare")
+    ring = DataConfig("ring8", num_points=500)
+    assert (
+        compare_module.configurations(ring).keys()
+        == compare_module.configurations(ring, ("vae", "gan")).keys()
+        == {"vae", "gan_mixed_1step", "gan_mixed_3steps", "gan_data_3steps"}
+    )
+    settings = compare_module.configurations(ring, ("iwgan",))["iwgan_mixed_1step"][1]
+    assert settings["loss"] == "importance_weighted" and settings["gen_steps"] == 1
 
 
 def test_compare_from_python_returns_the_report(tmp_path):
@@ -337,6 +471,149 @@ def test_image_report_names_the_binarised_bernoulli(image_runs, tmp_path):
     assert all(
         "binarised at 0.5" in c for c in shown if c.startswith("VAE, bernoulli likelihood (")
     )
+
+
+def embedded_images(html_path):
+    """The PNGs a report embeds, by their caption (the image's alt text)."""
+    found = re.findall(
+        r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">', html_path.read_text()
+    )
+    return {unescape(alt): base64.b64decode(data) for alt, data in found}
+
+
+def ink_runs(mask):
+    """``(start, stop)`` of each run of True in a 1-D mask."""
+    edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def grid_cells(png):
+    """The 8x8 grey images of a grid figure, read back from its pixels, as rows of cells.
+
+    The grid puts a white pixel between images, and the figure draws every pixel of the
+    grid as a block of ``s`` by ``s`` screen pixels; its title is a band of text above.
+    Checks that the cells are ``8 s`` square with gaps of ``s``: 8x8 images, padded by 1.
+    """
+    rgb = imread(io.BytesIO(png))[..., :3]
+    ink = (rgb < 0.99).any(-1)  # not white
+    bands = ink_runs(ink.any(1))
+    tallest = max(stop - start for start, stop in bands)
+    rows = [(a, b) for a, b in bands if b - a > tallest / 2]  # not the title's lines
+    assert bands[-len(rows) :] == rows, bands  # the title above the grid, nothing below
+    cols = ink_runs(ink[rows[0][0] : rows[-1][1]].any(0))
+    # The outer padding is white on white: the grid shows from the first cell's edge
+    # to the last's, 9 n - 1 pixels of the grid for n cells.
+    s = (cols[-1][1] - cols[0][0]) / (9 * len(cols) - 1)
+    assert s > 2, s  # at least 2 screen pixels a grid pixel
+    assert (rows[-1][1] - rows[0][0]) == pytest.approx((9 * len(rows) - 1) * s, abs=2)
+    for band in (rows, cols):
+        assert all(b - a == pytest.approx(8 * s, abs=1.5) for a, b in band), band
+        gaps = [b[0] - a[1] for a, b in itertools.pairwise(band)]
+        assert all(g == pytest.approx(s, abs=1.5) for g in gaps), band
+    centres = (np.arange(8) + 0.5) * s  # of a cell's pixels, from its corner
+    return [
+        [
+            rgb[np.ix_((top + centres).astype(int), (left + centres).astype(int))][..., 0]
+            for left in cols[0][0] + 9 * s * np.arange(len(cols))
+        ]
+        for top in rows[0][0] + 9 * s * np.arange(len(rows))
+    ]
+
+
+#: The per-run table's columns, written out: metrics.json's key, the header, decimals.
+TABLE = [
+    ("kl_forward", "KL(data||model)", 3),
+    ("kl_reverse", "KL(model||data)", 3),
+    ("modes_captured", "modes", 1),
+    ("hq_fraction", "HQ fraction", 3),
+    ("mode_kl", "mode KL", 3),
+    ("precision", "precision", 3),
+    ("recall", "recall", 3),
+    ("density", "density", 3),
+    ("coverage", "coverage", 3),
+    ("elbo", "ELBO", 3),
+    ("iwae", "IWAE", 3),
+    ("joint_kl", "joint KL", 3),
+    ("khat_mean", "mean k-hat", 2),
+    ("jsd", "JSD (disc.)", 3),
+    ("recon_same_mode", "recon. mode", 3),
+    ("latent_kl_reverse", "KL(q(z)||p(z))", 3),
+]
+
+
+def test_image_report_grids_reconstructions_and_numbers(image_runs, tmp_path):
+    """The image report read back: its grids cell by cell from the PNGs' pixels, the
+    reconstruction panel against the held-out digits, the table against metrics.json."""
+    out = write_report([image_runs / "grey"], tmp_path / "grey.html")
+    images = embedded_images(out)
+    # The Markdown twin links the very same PNGs, saved beside it.
+    linked = re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", out.with_suffix(".md").read_text())
+    assert {caption: (out.parent / path).read_bytes() for caption, path in linked} == images
+
+    vae, gan = image_runs / "grey" / "vae", image_runs / "grey" / "gan"
+    vae_caption, gan_caption = "VAE (seed 0)", "GAN mixed prior, 1 gen step (seed 0)"
+    means = f"{vae_caption}: decoder means (the blur), not draws"
+    samples = f"{gan_caption}: samples"
+    draws = f"{vae_caption}: draws, decoder means plus the likelihood's noise"
+    pairs = f"{vae_caption}: data (odd) and reconstruction (even), 3 per class"
+    # 64 images in rows of 8; the reconstructions: 32 // 10 = 3 digits of each of the
+    # 10 classes, each beside its reconstruction, a pair per class in a row of 20.
+    grids = {means: (8, 8), samples: (8, 8), draws: (8, 8), pairs: (3, 20)}
+    cells = {caption: grid_cells(images[caption]) for caption in grids}
+    assert {caption: (len(c), len(c[0])) for caption, c in cells.items()} == grids
+
+    # The GAN's samples and the VAE's draws are the first 64 of the runs' samples.pt.
+    for caption, run in ((samples, gan), (draws, vae)):
+        saved = RunDir(run).read_samples()[:64, 0].clamp(0, 1).numpy()
+        shown = np.stack([cell for row in cells[caption] for cell in row])
+        assert np.abs(shown - saved).max() < 0.01, caption
+
+    holdout = load_dataset(DataConfig("digits"), split="holdout")
+    flat = holdout.x.reshape(len(holdout), 64).numpy()
+    matched = []
+    for row in cells[pairs]:
+        for k in range(10):
+            data, reconstruction = row[2 * k].ravel(), row[2 * k + 1].ravel()
+            distance = np.abs(flat - data).max(1)
+            i = int(distance.argmin())
+            assert distance[i] < 0.01, f"pair {k}: not a held-out digit (8-bit PNG)"
+            assert holdout.labels[i] == k, "a pair per class in each row, in label order"
+            # The VAE's reconstruction, not the digit again.
+            assert np.abs(reconstruction - data).max() > 0.1, f"pair {k}: the digit twice"
+            matched.append(i)
+    assert len(set(matched)) == 30
+
+    # The per-run table: metrics.json's numbers, formatted; null is "n/a" (the VAE's
+    # k-hat at 30 steps is infinite), a metric the run lacks an empty cell.
+    metrics = {run: json.loads((run / "metrics.json").read_text()) for run in (vae, gan)}
+    for m in metrics.values():
+        assert isinstance(m["precision"], float) and isinstance(m["recall"], float)
+    columns = [c for c in TABLE if any(c[0] in m for m in metrics.values())]
+    html = out.read_text()
+    table = html[html.index('<table id="runs">') :]
+    table = table[: table.index("</table>")]
+    headers = re.findall(r"<th>(.*?)</th>", table[: table.index("</thead>")])
+    assert [unescape(h.replace("<wbr>", "")) for h in headers] == [
+        "run", "seed", "steps", *[header for _, header, _ in columns]
+    ]  # fmt: skip
+    rows = re.findall(r'<tr class="run-row"><td class="path" title="([^"]*)">(.*?)</tr>', table)
+    assert sorted(path for path, _ in rows) == sorted(map(str, metrics))
+    for path, row in rows:
+        m = metrics[Path(path)]
+        seed, steps, *row_cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        assert (seed, steps) == ("0", "30") and len(row_cells) == len(columns)
+        for (key, header, decimals), cell in zip(columns, row_cells, strict=True):
+            value, *details = re.split(r'<span class="detail">', cell)
+            if key not in m:
+                expected = ""
+            elif m[key] is None:
+                expected = "n/a"
+            else:
+                expected = f"{m[key]:.{decimals}f}"
+            assert value == expected, (path, header)
+            if m.get(f"{key}_interval"):
+                lo, hi = m[f"{key}_interval"]
+                assert details[0] == f"[{lo:.{decimals}f}, {hi:.{decimals}f}]</span>"
 
 
 #: The four compare configurations: role -> (fixture run, training settings).
