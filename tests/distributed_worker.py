@@ -22,7 +22,7 @@ from pyro.infer import Trace_ELBO
 
 from pyro_vigen import distributed
 from pyro_vigen.infer import BatchSampler, GANIteration, GANTrainConfig, ModuleSVI
-from pyro_vigen.models import GANConfig, VAE, VAEConfig, VariationalGAN
+from pyro_vigen.models import VAE, GANConfig, VAEConfig, VariationalGAN
 
 N, GLOBAL_BATCH, STEPS = 512, 64, 20
 

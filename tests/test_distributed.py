@@ -177,5 +177,7 @@ def test_compare_under_torchrun_writes_the_same_summary(tmp_path):
         [*CLI, *args, "--out", tmp_path / "plain"], env=ENV, capture_output=True, text=True
     )
     assert plain.returncode == 0, plain.stderr
-    ranks, alone = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("ranks", "plain"))
+    ranks, alone = (
+        json.loads((tmp_path / d / "summary.json").read_text()) for d in ("ranks", "plain")
+    )
     assert ranks == alone
