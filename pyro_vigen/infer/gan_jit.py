@@ -17,9 +17,12 @@ They run uncompiled while Pyro's validation is enabled (:func:`~pyro_vigen.infer
 enables it for a run's first step), so the checks see the model, and under any outer
 Pyro handler: stock :class:`pyro.infer.SVI` finds the parameters through one, so it
 works, without the speed-up; the speed-up is for a loop whose optimiser holds the
-parameters, as :class:`~pyro_vigen.infer.GANIteration`. The parameters are read once,
-when compiling: they must be updated in place (as optimisers and ``load_state_dict``
-do); a model given new parameter tensors needs a new objective.
+parameters, as :class:`~pyro_vigen.infer.GANIteration`. A graph takes the parameters
+it was traced with as inputs and reads the buffers as constants: updates in place (as
+optimisers and ``load_state_dict`` make) reach it; when the modules hold other
+parameter or buffer tensors than it was traced with (a parameter replaced out of place,
+buffers that ``.to()`` replaced), the phase is traced again on its next call, so a
+graph never runs on tensors the model no longer has.
 
 Batch norm (``GANConfig.gen_batch_norm``) compiles too: the graph keeps the module's
 mode (train mode: the batch's statistics) and updates the running statistics in place,
@@ -32,6 +35,7 @@ so it leaves no trace in them.
 from __future__ import annotations
 
 import contextlib
+import operator
 import warnings
 from collections.abc import Iterator
 
@@ -154,6 +158,43 @@ def _signature(model, guide, args, kwargs, submodules: dict) -> tuple:
     return model, guide, shapes, tuple(sorted(kwargs.items())), modes
 
 
+def _state(submodules: list[nn.Module]) -> list[torch.Tensor]:
+    """The parameter and buffer tensors ``submodules`` hold now: those a graph traced now
+    would take as inputs or read as constants."""
+    # The modules' own dicts, not parameters()/buffers(recurse=False): this runs at
+    # every step, and the generators cost ten times as much.
+    return [
+        t
+        for m in submodules
+        for tensors in (m._parameters, m._buffers)
+        for t in tensors.values()
+        if t is not None
+    ]
+
+
+def _same_tensors(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    # Identity, not value: the graph holds those very tensors.
+    return len(a) == len(b) and all(map(operator.is_, a, b))
+
+
+def _graph_params(sites: list[torch.Tensor], modules: list[nn.Module]) -> list[torch.Tensor]:
+    """The parameter tensors a graph takes as inputs: those of the param sites, then
+    any parameter of ``modules`` not among them.
+
+    The two are the same tensors unless a module's parameter was replaced out of place
+    while Pyro's param store kept the old one under its name: the param site then holds
+    the old tensor (which the objective moves) and the module's forward reads the new
+    one, which a trace must take as an input too (a tensor that requires grad cannot
+    be a constant of the graph). The graph then computes what the uncompiled objective
+    does.
+    """
+    params = list(sites)
+    for p in (p for m in modules for p in m.parameters()):
+        if not any(p is q for q in params):
+            params.append(p)
+    return params
+
+
 def _capture(model, guide, args, kwargs) -> tuple[list[torch.Tensor], list[torch.Tensor], Trace]:
     """The model's and the guide's parameter tensors, and a trace of the model."""
     model_trace = trace_model(model, args, kwargs)
@@ -203,15 +244,26 @@ class _Compiled:
         self._graphs: dict = {}
         self._submodules: dict = {}
 
+    def _cached(self, key, model, guide, compile_graph):
+        """The compiled phase of ``key``: ``compile_graph()``'s, made on the first call
+        and again whenever the modules of ``model`` and ``guide`` hold other parameter
+        or buffer tensors than when it was made (see the module). Call after
+        :func:`_signature`, which lists the modules' submodules."""
+        state = _state(self._submodules[model, guide])
+        entry = self._graphs.get(key)
+        if entry is None or not _same_tensors(entry[0], state):
+            entry = self._graphs[key] = (state, compile_graph())
+        return entry[1]
+
     def snapshot(self, model, *args, **kwargs) -> Trace:
         """As uncompiled; compiled, a light trace of the graph's outputs: the model's
         sample sites and its labelled batch, all the phases take of a snapshot."""
         if _eager():
             return super().snapshot(model, *args, **kwargs)
         key = ("snapshot", _signature(model, None, args, kwargs, self._submodules))
-        if key not in self._graphs:
-            self._graphs[key] = self._compile_snapshot(model, args, kwargs)
-        graph, params, positions, template, names = self._graphs[key]
+        graph, params, positions, template, names = self._cached(
+            key, model, None, lambda: self._compile_snapshot(model, args, kwargs)
+        )
         # The model runs without gradient: its parameters go in detached.
         x, y, *values = _run(graph, *(p.detach() for p in params), *(args[i] for i in positions))
         return _trace_of(template, names, values, (x, y))
@@ -221,7 +273,7 @@ class _Compiled:
         modules = _modules(model, None)
         with _compiling(args[positions[0]].device, modules):
             template = trace_model(model, args, kwargs)
-            params = param_leaves(template)
+            params = _graph_params(param_leaves(template), modules)
             # Every sample site (z, noise, the deterministic x_gen), as the model's trace.
             names = [n for n, s in template.nodes.items() if s["type"] == "sample"]
 
@@ -240,9 +292,9 @@ class _Compiled:
         if _eager():
             return super().snapshot_loss_and_grads(model, guide, *args, **kwargs)
         key = ("snapshot+loss", _signature(model, guide, args, kwargs, self._submodules))
-        if key not in self._graphs:
-            self._graphs[key] = self._compile_snapshot_loss(model, guide, args, kwargs)
-        graph, params, moved, positions, template, names, n_terms = self._graphs[key]
+        graph, params, moved, positions, template, names, n_terms = self._cached(
+            key, model, guide, lambda: self._compile_snapshot_loss(model, guide, args, kwargs)
+        )
         inputs = (p if m else p.detach() for p, m in zip(params, moved, strict=True))
         out = _run(graph, *inputs, *(args[i] for i in positions))
         terms, (x, y, *values) = out[:n_terms], out[n_terms:]
@@ -254,7 +306,7 @@ class _Compiled:
         modules = _modules(model, guide)
         with _compiling(args[positions[0]].device, modules):
             model_params, guide_params, template = _capture(model, guide, args, kwargs)
-            params = [*model_params, *guide_params]
+            params = _graph_params([*model_params, *guide_params], modules)
             names = [n for n, s in template.nodes.items() if s["type"] == "sample"]
             moved: list[bool] = []
             n_terms: list[int] = []
@@ -284,9 +336,9 @@ class _Compiled:
             tuple(names),
             tuple(t.shape for t in snapshot_inputs),
         )
-        if key not in self._graphs:
-            self._graphs[key] = self._compile(model, guide, args, kwargs, snapshot)
-        graph, params, moved, positions = self._graphs[key]
+        graph, params, moved, positions = self._cached(
+            key, model, guide, lambda: self._compile(model, guide, args, kwargs, snapshot)
+        )
         # The parameters the phase does not move go in detached: no gradient reaches them.
         inputs = (p if m else p.detach() for p, m in zip(params, moved, strict=True))
         tensors = (args[i] for i in positions)
@@ -299,7 +351,7 @@ class _Compiled:
         names, snapshot_inputs = _snapshot_inputs(snapshot)
         with _compiling(args[positions[0]].device, modules):
             model_params, guide_params, _ = _capture(model, guide, args, kwargs)
-            params = [*model_params, *guide_params]
+            params = _graph_params([*model_params, *guide_params], modules)
             n_params, n_args = len(params), len(positions)
             moved: list[bool] = []
 

@@ -33,6 +33,13 @@ def register_parts(name: str, module: nn.Module, parts: tuple[str, ...]) -> None
         named = (
             value.named_parameters(prefix=part) if isinstance(value, nn.Module) else [(part, value)]
         )
+        store = pyro.get_param_store()
         for param_name, param in named:
             if param.requires_grad:
-                pyro.param(param_with_module_name(name, param_name), param)
+                full = param_with_module_name(name, param_name)
+                # A parameter replaced out of place (``layer.weight = nn.Parameter(...)``):
+                # pyro.param would return the stale tensor the store still holds, and the
+                # gradient would go there.
+                if full in store and store[full] is not param:
+                    store[full] = param
+                pyro.param(full, param)

@@ -3,6 +3,7 @@ import warnings
 import pyro
 import pytest
 import torch
+from torch import nn
 
 from pyro_vigen.infer import (
     DiscriminatorELBO,
@@ -14,7 +15,9 @@ from pyro_vigen.infer import (
 )
 from pyro_vigen.models import GANConfig, VariationalGAN
 
-X = torch.randn(1000, 2) * 0.3 + torch.randn(1000, 1).sign() * 1.5
+_GEN = torch.Generator().manual_seed(0)
+# Two clusters, drawn once from a seeded generator: the same data in every run.
+X = torch.randn(1000, 2, generator=_GEN) * 0.3 + torch.randn(1000, 1, generator=_GEN).sign() * 1.5
 
 
 def run_iterations(gan: VariationalGAN, train: GANTrainConfig, iterations: int) -> list:
@@ -197,3 +200,115 @@ def test_compiled_image_gan_follows_the_uncompiled_one():
         assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
     for (k, p), q in zip(eager.state_dict().items(), compiled.state_dict().values(), strict=True):
         assert torch.allclose(p.float(), q.float(), atol=1e-5), k
+
+
+def D(gan, x):
+    return torch.sigmoid(gan.discriminator(x).squeeze(-1))
+
+
+def test_compiled_steps_run_the_graph_not_the_python_modules():
+    # Evidence that the graph runs, without timing: a module's forward hooks are Python,
+    # which a traced graph does not call. Uncompiled, every step runs both nets
+    # through their forward (hooks fire); compiled, only tracing does.
+    gan = VariationalGAN(GANConfig(data_shape=(2,), hidden=(8,)))
+    calls = {"generator": 0, "discriminator": 0}
+    for name in calls:
+        getattr(gan, name).register_forward_hook(
+            lambda *_, name=name: calls.__setitem__(name, calls[name] + 1)
+        )
+    x = X[:16]
+    counted = {}
+    for jit in (False, True):
+        disc = JitDiscriminatorELBO() if jit else DiscriminatorELBO()
+        gen = JitGeneratorELBO(prior="data") if jit else GeneratorELBO(prior="data")
+        with pyro.validation_enabled(False):
+            for step in range(6):
+                if step == 1:  # after the first step, which compiles
+                    calls.update(generator=0, discriminator=0)
+                snapshot, _ = disc.snapshot_loss_and_grads(gan.model, gan.guide, x)
+                gen.loss_and_grads_with_penalty(gan.model, gan.guide, x, snapshot=snapshot)
+                gan.zero_grad(set_to_none=True)
+        counted[jit] = dict(calls)
+    # Uncompiled, 5 steps: the snapshot and the generator phase run the generator, the
+    # two phases the discriminator, once each a step.
+    assert counted[False] == {"generator": 10, "discriminator": 10}
+    assert counted[True] == {"generator": 0, "discriminator": 0}
+
+
+@pytest.mark.parametrize("clear_param_store", [False, True])
+def test_compiled_objectives_follow_a_parameter_replaced_out_of_place(clear_param_store):
+    # A graph traced before a parameter was replaced by a new tensor must not keep
+    # computing with the old one: the compiled losses and gradients stay those of the
+    # uncompiled objectives and of the formulas by hand, at the new parameters.
+    gan = VariationalGAN(GANConfig(data_shape=(2,), hidden=(8,)))
+    x = X[:16]
+    eager = (DiscriminatorELBO(), GeneratorELBO(prior="data"))
+    jit = (JitDiscriminatorELBO(), JitGeneratorELBO(prior="data"))
+    with pyro.validation_enabled(False):
+        snapshot = eager[1].snapshot(gan.model, x)
+        for elbo in jit:  # compiled at the parameters as they are
+            elbo.loss(gan.model, gan.guide, x, snapshot=snapshot)
+    gen_layer = next(m for m in gan.generator.modules() if isinstance(m, nn.Linear))
+    disc_layer = [m for m in gan.discriminator.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        gen_layer.weight = nn.Parameter(gen_layer.weight * 2)
+        disc_layer.bias = nn.Parameter(disc_layer.bias + 1)
+    if clear_param_store:  # so that Pyro's param sites hold the new tensors too
+        pyro.clear_param_store()
+    z, x_snap = snapshot.nodes["z"]["value"], snapshot.nodes["x_gen"]["value"]
+    with torch.no_grad():
+        disc_by_hand = -(D(gan, x).log().mean() + (1 - D(gan, x_snap)).log().mean())
+        fake = gan.generator(z)
+        penalty = 5.0 * (fake - x_snap).pow(2).sum(-1).mean()
+        gen_by_hand = -D(gan, fake).log().mean() + penalty
+    results = []
+    for disc, gen in (eager, jit):
+        with pyro.validation_enabled(False):
+            d = disc.loss_and_grads(gan.model, gan.guide, x, snapshot=snapshot)
+            g = gen.loss_and_grads_with_penalty(gan.model, gan.guide, x, snapshot=snapshot)
+        results.append(
+            (d, g, [None if p.grad is None else p.grad.clone() for p in gan.parameters()])
+        )
+        gan.zero_grad(set_to_none=True)
+    (d, g, grads), (d_jit, g_jit, grads_jit) = results
+    assert float(penalty) > 1e-3
+    assert d == pytest.approx(float(disc_by_hand), abs=1e-5)
+    assert d_jit == pytest.approx(d, abs=1e-6)
+    assert g == pytest.approx((float(gen_by_hand), float(penalty)), abs=1e-5)
+    assert g_jit == pytest.approx(g, abs=1e-6)
+    for a, b in zip(grads, grads_jit, strict=True):
+        assert (a is None) == (b is None)
+        assert a is None or torch.allclose(a, b, atol=1e-6)
+    if clear_param_store:  # every parameter, the new tensors included, gets its gradient
+        assert all(a is not None for a in grads)
+
+
+def test_compiled_phases_follow_buffers_that_to_replaced():
+    # Module.to() gives every buffer a new tensor (the parameters keep theirs). A graph
+    # traced before reads batch norm's running statistics as constants: the old
+    # tensors. Compiled runs must keep updating the module's own statistics, as
+    # uncompiled ones do, through a round trip via float64.
+    config = GANConfig(data_shape=(2,), gen_hidden=(16,), gen_batch_norm=True, disc_hidden=(8,))
+    eager, compiled = VariationalGAN(config), VariationalGAN(config)
+    compiled.load_state_dict(eager.state_dict())
+    logs = []
+    for gan, jit in ((eager, False), (compiled, True)):
+        iteration = GANIteration(gan, GANTrainConfig(prior="data", jit=jit, lr_gen=1e-2))
+        torch.manual_seed(7)
+        log = []
+        with pyro.validation_enabled(False):
+            for step in range(6):
+                if step == 3:
+                    gan.to(torch.float64).to(torch.float32)
+                log.append(iteration(lambda: X[torch.randint(len(X), (32,))]))
+        logs.append(log)
+        gan.eval()  # running statistics in the loss: a check of their values
+        with pyro.validation_enabled(False):
+            torch.manual_seed(1)
+            logs[-1].append(DiscriminatorELBO().loss(gan.model, gan.guide, X[:64]))
+    for a, b in zip(*logs, strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    state = compiled.state_dict()
+    assert int(state["generator.1.num_batches_tracked"]) == 6 * (1 + 2)
+    for k, p in eager.state_dict().items():
+        assert torch.allclose(p.float(), state[k].float(), atol=1e-5), k

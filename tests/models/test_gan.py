@@ -274,3 +274,23 @@ def test_guide_needs_a_batch_of_points(x, got):
         ValueError, match=rf"guide needs a batch of points x of shape \(N, 2\), {got}"
     ):
         points_gan().guide(x)
+
+
+def test_a_parameter_replaced_out_of_place_gets_the_gradient():
+    """Pyro's param store holds each parameter by name; after ``layer.weight`` is replaced
+    by a new tensor, the store must follow, or the gradient goes to the stale one."""
+    gan = VariationalGAN(GANConfig(data_shape=(2,), hidden=(8,)))
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    elbo = GeneratorELBO()
+    elbo.loss_and_grads(gan.model, gan.guide, x, snapshot=elbo.snapshot(gan.model, x))
+    layer = next(m for m in gan.generator.modules() if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        layer.weight = torch.nn.Parameter(layer.weight * 2)
+    gan.zero_grad()
+    snapshot = elbo.snapshot(gan.model, x)
+    elbo.loss_and_grads(gan.model, gan.guide, x, snapshot=snapshot)
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+    # The loss is computed with the new weight: doubling it changed the generated points.
+    assert torch.equal(
+        snapshot.nodes["x_gen"]["value"], gan.generator(snapshot.nodes["z"]["value"])
+    )
