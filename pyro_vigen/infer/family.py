@@ -1,8 +1,10 @@
 """Model families: what one family declares, the registry of them, and the one ``train``.
 
-A family is a kind of model the library trains, diagnoses and reports on: the VAE and
-the GAN are two (declared in :mod:`~pyro_vigen.infer.vae_training` and
-:mod:`~pyro_vigen.infer.gan_training`), and a user adds a third by declaring a
+A family is a kind of model the library trains, diagnoses and reports on: the VAE, the
+GAN, the AAE and ALI are the library's (declared in
+:mod:`~pyro_vigen.infer.vae_training`, :mod:`~pyro_vigen.infer.gan_training`,
+:mod:`~pyro_vigen.infer.aae_training` and :mod:`~pyro_vigen.infer.ali_training`), and a
+user adds another by declaring a
 :class:`Family` and calling :func:`register`, with no edit to the library. The command
 line's ``train <family>``, ``diagnose``, the report and ``compare`` all find the family
 of a run by the ``kind`` its ``config.json`` records.
@@ -121,7 +123,8 @@ class Family:
     :ivar str images_are: what ``images`` gives, for ``metrics.json``'s ``image_samples``.
     :ivar tuple diagnostics: the extra diagnostics the family's runs get, by name, from
         :data:`~pyro_vigen.diagnostics.run.EXTRA_DIAGNOSTICS` (``"density"``,
-        ``"vi_quality"``, ``"discriminator"``); default none: every run gets both KL
+        ``"vi_quality"``, ``"discriminator"``, ``"reconstruction"``, ``"latent"``);
+        default none: every run gets both KL
         directions from its samples and, where modes are known, mode coverage.
     :ivar role: ``role(config)``, the ``(role, generator steps)`` a run plays in the
         theory's claims (:mod:`~pyro_vigen.report.claims`), or ``None`` (the default).
