@@ -393,13 +393,18 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "pyro_vigen.cli", *args, "--no-progress"]
 
 
-def _training_time(out: Path) -> float:
-    """Seconds of one ``pyro-vigen train gan`` run's training loop: the last ``wall_time``
-    of its ``history.csv`` (start-up, data loading and saving samples excluded)."""
-    cmd = _cli(*_TIMED, "--out", str(out))
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+def _loop_time(out: Path) -> float:
+    """Seconds of a finished run's training loop: the last ``wall_time`` of its
+    ``history.csv`` (start-up, data loading and saving samples excluded)."""
     last = (out / "history.csv").read_text().strip().splitlines()[-1]
     return float(last.split(",")[-1])
+
+
+def _training_time(out: Path) -> float:
+    """:func:`_loop_time` of one ``pyro-vigen train gan`` run of :data:`_TIMED`."""
+    cmd = _cli(*_TIMED, "--out", str(out))
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return _loop_time(out)
 
 
 def bench_neighbours(repeats: int = 3) -> dict:
@@ -474,7 +479,7 @@ def bench_distributed(repeats: int = 3) -> dict:
                 stderr=subprocess.DEVNULL,
                 env={**os.environ, "OMP_NUM_THREADS": "1"},
             )
-            return float((out / "history.csv").read_text().strip().splitlines()[-1].split(",")[-1])
+            return _loop_time(out)
 
         alone = float(np.median([timed(1) for _ in range(repeats)]))
         ranks = float(np.median([timed(2) for _ in range(repeats)]))
